@@ -1,0 +1,177 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// AppendOptions are the caller's choices for one append.
+type AppendOptions struct {
+	// LeaderEpoch is written into every batch's partition leader epoch.
+	LeaderEpoch int32
+	// Durable asks that Append return only after the batches are fsynced
+	// (acks=all under FlushOnDurable).
+	Durable bool
+	// LogAppendTime stamps the batches with the broker's clock
+	// (message.timestamp.type=LogAppendTime).
+	LogAppendTime bool
+}
+
+// AppendResult tells where the batches went.
+type AppendResult struct {
+	BaseOffset     int64
+	LastOffset     int64
+	LogAppendTime  int64 // milliseconds; -1 unless AppendOptions.LogAppendTime
+	LogStartOffset int64
+}
+
+// Append validates records, one or more magic-v2 record batches as a
+// producer sent them, assigns their offsets by rewriting them in place, and
+// writes them at the end of the log with one write. The caller hands over
+// records: the log does not keep it, but it is modified.
+//
+// A batch that fails validation is a *BatchError (wrapping
+// ErrCorruptMessage, ErrInvalidRecord or ErrUnsupportedCompression) and
+// nothing is appended.
+func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
+	_, recordCount, err := ValidateBatches(records)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if len(records) > maxSegmentBytes {
+		return AppendResult{}, &BatchError{Reason: fmt.Sprintf("%d bytes of batches exceed the largest segment", len(records)), kind: ErrInvalidRecord}
+	}
+
+	l.appendMu.Lock()
+	result, mustSync, err := l.appendLocked(records, recordCount, opts)
+	l.appendMu.Unlock()
+	if err != nil {
+		return AppendResult{}, err
+	}
+	l.notifyAppended()
+
+	if mustSync {
+		if err := l.syncTo(result.LastOffset + 1); err != nil {
+			return AppendResult{}, err
+		}
+	}
+	return result, nil
+}
+
+// appendLocked writes the batches and reports whether the caller must wait
+// for an fsync before answering.
+func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) (AppendResult, bool, error) {
+	if l.closed {
+		return AppendResult{}, false, ErrClosed
+	}
+	if err := l.failed(); err != nil {
+		return AppendResult{}, false, err
+	}
+	now := l.clock.Now()
+	baseOffset := l.logEndOffset.Load()
+	lastOffset := baseOffset + int64(recordCount) - 1
+
+	active := l.activeSegment()
+	if l.shouldRollLocked(active, int64(len(records)), lastOffset, now.UnixMilli()) {
+		var err error
+		if active, err = l.rollLocked(baseOffset); err != nil {
+			return AppendResult{}, false, l.fail(err)
+		}
+	}
+
+	result := AppendResult{BaseOffset: baseOffset, LastOffset: lastOffset, LogAppendTime: -1}
+	if opts.LogAppendTime {
+		result.LogAppendTime = now.UnixMilli()
+	}
+	position := active.size.Load()
+	offset := baseOffset
+	for at := 0; at < len(records); {
+		batch := records[at:]
+		h := parseBatchHeader(batch)
+		setBaseOffset(batch, offset)
+		setLeaderEpoch(batch, opts.LeaderEpoch)
+		if opts.LogAppendTime {
+			setLogAppendTime(batch, h.Size(), result.LogAppendTime)
+			h.MaxTimestamp = result.LogAppendTime
+		}
+		h.BaseOffset = offset
+		active.addBatch(h, position+int64(at), l.config.IndexIntervalBytes)
+		offset = h.LastOffset() + 1
+		at += h.Size()
+	}
+	if _, err := active.log.WriteAt(records, position); err != nil {
+		return AppendResult{}, false, l.fail(err)
+	}
+	active.size.Store(position + int64(len(records)))
+	active.nextOffset.Store(offset)
+	l.logEndOffset.Store(offset)
+	result.LogStartOffset = l.logStartOffset.Load()
+
+	if err := l.maybeWriteIndexesLocked(active); err != nil {
+		return AppendResult{}, false, l.fail(err)
+	}
+	l.unflushedMessages += int64(recordCount)
+	mustSync := opts.Durable && l.config.Flush.Mode == FlushOnDurable
+	if l.config.Flush.Messages > 0 && l.unflushedMessages >= l.config.Flush.Messages {
+		mustSync = true
+		l.unflushedMessages = 0
+		l.lastFlush = now
+	}
+	return result, mustSync, nil
+}
+
+// maybeWriteIndexesLocked writes pending index entries once there is a
+// block of them, and fsyncs the index files every indexSyncInterval bytes of
+// log, which bounds the scan after an unclean stop.
+func (l *Log) maybeWriteIndexesLocked(active *segment) error {
+	if active.size.Load()-active.indexSyncedAtSize >= indexSyncInterval {
+		return active.writeIndexes(true)
+	}
+	if active.pendingIndexBytes() >= indexWriteBatch {
+		return active.writeIndexes(false)
+	}
+	return nil
+}
+
+// shouldRollLocked: the active segment is full, old, or its 32-bit relative
+// offsets would overflow. An empty segment never rolls.
+func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMillis int64) bool {
+	if active.size.Load() == 0 {
+		return false
+	}
+	switch {
+	case active.size.Load()+size > l.config.SegmentBytes:
+		return true
+	case lastOffset-active.baseOffset > math.MaxUint32:
+		return true
+	case active.firstBatchTimestamp != noTimestamp && nowMillis-active.firstBatchTimestamp > l.config.SegmentAge.Milliseconds():
+		return true
+	}
+	return false
+}
+
+// rollLocked closes the active segment, syncing it and its indexes, and
+// starts a new one at baseOffset.
+func (l *Log) rollLocked(baseOffset int64) (*segment, error) {
+	old := l.activeSegment()
+	if err := old.writeIndexes(true); err != nil {
+		return nil, err
+	}
+	if err := old.log.Sync(); err != nil {
+		return nil, err
+	}
+	l.advanceSyncedOffset(old.nextOffset.Load())
+	next, err := createSegment(l.fsys, l.dir, baseOffset)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		return nil, errors.Join(err, next.close())
+	}
+	l.segmentsMu.Lock()
+	l.segments = append(l.segments, next)
+	l.segmentsMu.Unlock()
+	l.logger.Debug("rolled segment", "closed", old.name(), "bytes", old.size.Load(), "new_base_offset", baseOffset)
+	return next, nil
+}
