@@ -167,6 +167,7 @@ func (l *Log) openEmpty(baseOffset int64) error {
 	if err != nil {
 		return err
 	}
+	s.created = l.clock.Now()
 	l.segments = []*segment{s}
 	l.logEndOffset.Store(baseOffset)
 	return l.fsys.SyncDir(l.dir)
@@ -193,6 +194,7 @@ func (l *Log) openSegments(bases []int64, clean bool) error {
 			}
 			continue
 		}
+		s.created = l.clock.Now()
 		if err := l.recoverActive(s, size, clean); err != nil {
 			return err
 		}

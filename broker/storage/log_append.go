@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // AppendOptions are the caller's choices for one append.
@@ -72,8 +73,12 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 	baseOffset := l.logEndOffset.Load()
 	lastOffset := baseOffset + int64(recordCount) - 1
 
+	incomingTimestamp := now.UnixMilli()
+	if !opts.LogAppendTime {
+		incomingTimestamp = maxBatchTimestamp(records)
+	}
 	active := l.activeSegment()
-	if l.shouldRollLocked(active, int64(len(records)), lastOffset, now.UnixMilli()) {
+	if l.shouldRollLocked(active, int64(len(records)), lastOffset, incomingTimestamp, now) {
 		var err error
 		if active, err = l.rollLocked(baseOffset); err != nil {
 			return AppendResult{}, false, l.fail(err)
@@ -136,7 +141,12 @@ func (l *Log) maybeWriteIndexesLocked(active *segment) error {
 
 // shouldRollLocked: the active segment is full, old, or its 32-bit relative
 // offsets would overflow. An empty segment never rolls.
-func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMillis int64) bool {
+//
+// Age is measured as Kafka measures it: from the segment's first batch
+// timestamp to the timestamp of the batches arriving, so producers whose
+// clocks lag do not roll a segment per append; a segment without a first
+// timestamp ages from when it was created or opened.
+func (l *Log) shouldRollLocked(active *segment, size, lastOffset, incomingTimestamp int64, now time.Time) bool {
 	if active.size.Load() == 0 {
 		return false
 	}
@@ -145,10 +155,22 @@ func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMillis int6
 		return true
 	case lastOffset-active.baseOffset > math.MaxUint32:
 		return true
-	case active.firstBatchTimestamp != noTimestamp && nowMillis-active.firstBatchTimestamp > l.config.SegmentAge.Milliseconds():
-		return true
+	case active.firstBatchTimestamp >= 0:
+		return incomingTimestamp-active.firstBatchTimestamp > l.config.SegmentAge.Milliseconds()
+	default:
+		return now.Sub(active.created) > l.config.SegmentAge
 	}
-	return false
+}
+
+// maxBatchTimestamp is the largest max timestamp of validated batches.
+func maxBatchTimestamp(records []byte) int64 {
+	largest := int64(noTimestamp)
+	for at := 0; at < len(records); {
+		h := parseBatchHeader(records[at:])
+		largest = max(largest, h.MaxTimestamp)
+		at += h.Size()
+	}
+	return largest
 }
 
 // rollLocked closes the active segment, syncing it and its indexes, and
@@ -163,6 +185,9 @@ func (l *Log) rollLocked(baseOffset int64) (*segment, error) {
 	}
 	l.advanceSyncedOffset(old.nextOffset.Load())
 	next, err := createSegment(l.fsys, l.dir, baseOffset)
+	if err == nil {
+		next.created = l.clock.Now()
+	}
 	if err != nil {
 		return nil, err
 	}

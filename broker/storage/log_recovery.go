@@ -129,7 +129,9 @@ func (l *Log) scanTail(s *segment, start scanStart, fileSize int64, verify bool)
 		if err != nil {
 			return 0, 0, err
 		}
-		if !h.plausible(position, fileSize) || h.BaseOffset < expected || (position == start.position && h.BaseOffset != expected) || h.LastOffsetDelta < 0 {
+		// Offsets in a log written by appends are dense. (A compaction
+		// cleaner, when there is one, will have to allow gaps here.)
+		if !h.plausible(position, fileSize) || h.BaseOffset != expected || h.LastOffsetDelta < 0 {
 			break
 		}
 		if verify {

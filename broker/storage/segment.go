@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -41,8 +42,9 @@ type segment struct {
 
 	// Under Log.appendMu: the append side's bookkeeping.
 	bytesSinceIndexEntry int
-	firstBatchTimestamp  int64 // max timestamp of the first batch; drives roll by age
-	indexSyncedAtSize    int64 // log size covered by the last index fsync
+	firstBatchTimestamp  int64     // max timestamp of the first batch; drives roll by age
+	created              time.Time // when the segment was created or opened
+	indexSyncedAtSize    int64     // log size covered by the last index fsync
 
 	mu sync.RWMutex // guards the fields below
 	// indexLoaded says offsets and times hold the whole index. Older
