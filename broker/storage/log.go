@@ -41,7 +41,8 @@ type Options struct {
 //
 // Locks, in the order they are taken: appendMu (appends, rolls, retention,
 // DeleteRecords, Close), then segmentsMu (the segment list; readers hold it
-// shared), then each segment's mu. syncMu is taken alone: it orders fsyncs.
+// shared), then each segment's mu. groupCommit.mu and durableWrites.mu are
+// taken alone, never while holding another lock; they order fsyncs.
 type Log struct {
 	dir    string
 	fsys   FS
@@ -64,7 +65,9 @@ type Log struct {
 	syncedOffset   atomic.Int64 // every offset below is durable
 	failure        atomic.Pointer[error]
 
-	syncMu sync.Mutex
+	groupCommit   groupCommit
+	durableWrites durableWrites
+	syncCount     atomic.Int64 // fsyncs of log files by syncTo
 
 	// appended is closed and replaced after each append, waking long polls.
 	appendedMu sync.Mutex
@@ -98,6 +101,8 @@ func Open(dir string, opts Options) (*Log, error) {
 		config:   opts.Config,
 		appended: make(chan struct{}),
 	}
+	l.durableWrites.cond.L = &l.durableWrites.mu
+	l.groupCommit.done.L = &l.groupCommit.mu
 	l.lastFlush = l.clock.Now()
 	l.indexIntervalBytes.Store(int64(opts.Config.IndexIntervalBytes))
 	if err := l.open(); err != nil {
@@ -238,6 +243,9 @@ func (l *Log) HighWatermark() int64 { return l.logEndOffset.Load() }
 
 // DurableOffset is the offset below which every record has been fsynced.
 func (l *Log) DurableOffset() int64 { return l.syncedOffset.Load() }
+
+// SyncCount is how many group-commit fsyncs the log has done.
+func (l *Log) SyncCount() int64 { return l.syncCount.Load() }
 
 // Size is the total size of the log's segment files in bytes.
 func (l *Log) Size() int64 {

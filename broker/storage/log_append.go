@@ -44,9 +44,15 @@ func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
 		return AppendResult{}, &BatchError{Reason: fmt.Sprintf("%d bytes of batches exceed the largest segment", len(records)), kind: ErrInvalidRecord}
 	}
 
+	if opts.Durable {
+		l.durableWrites.begin()
+	}
 	l.appendMu.Lock()
 	result, mustSync, err := l.appendLocked(records, recordCount, opts)
 	l.appendMu.Unlock()
+	if opts.Durable {
+		l.durableWrites.finish()
+	}
 	if err != nil {
 		return AppendResult{}, err
 	}

@@ -1,21 +1,92 @@
 package storage
 
-// syncTo returns once every offset below target is durable. Callers that
-// arrive while an fsync runs wait for it, then find their data covered by it
-// or share the next one: one fsync serves every append waiting at that
+import "sync"
+
+// durableWrites lets the appender that is about to fsync (the leader) wait
+// for the durable appends that other appenders have already begun, so one
+// fsync covers them too. Without it, the first appender back from an fsync
+// starts the next one at once, and each fsync covers two or three appends
+// instead of all that are waiting.
+type durableWrites struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	begun    int64 // tickets handed out
+	finished int64 // tickets whose write is done (or failed)
+}
+
+func (d *durableWrites) begin() {
+	d.mu.Lock()
+	d.begun++
+	d.mu.Unlock()
+}
+
+func (d *durableWrites) finish() {
+	d.mu.Lock()
+	d.finished++
+	if d.finished == d.begun {
+		d.cond.Broadcast()
+	}
+	d.mu.Unlock()
+}
+
+// waitForBegun waits until every durable append begun before the call has
+// written its batches. Appends begun later are not waited for, so a steady
+// stream cannot hold the leader back.
+func (d *durableWrites) waitForBegun() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for target := d.begun; d.finished < target; {
+		d.cond.Wait()
+	}
+}
+
+// groupCommit orders fsyncs: one runs at a time, and when it ends every
+// waiter it covers is woken at once. (Handing a mutex from waiter to waiter
+// wakes them one by one; the last ones then miss the next fsync.)
+type groupCommit struct {
+	mu      sync.Mutex
+	done    sync.Cond // broadcast when an fsync ends
+	running bool      // an fsync is under way
+}
+
+// syncTo returns once every offset below target is durable. A caller that
+// finds no fsync running becomes the leader: it waits for the durable
+// appends already under way, then fsyncs everything written so far. The
+// others wait for it and return if it covered them; otherwise one of them
+// leads the next fsync. So one fsync serves every append waiting at that
 // moment (group commit).
 func (l *Log) syncTo(target int64) error {
 	if l.syncedOffset.Load() >= target {
 		return nil
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	if err := l.failed(); err != nil {
-		return err
+	g := &l.groupCommit
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for l.syncedOffset.Load() < target {
+		if err := l.failed(); err != nil {
+			return err
+		}
+		if g.running {
+			g.done.Wait()
+			continue
+		}
+		g.running = true
+		g.mu.Unlock()
+		err := l.syncEverythingWritten()
+		g.mu.Lock()
+		g.running = false
+		g.done.Broadcast()
+		if err != nil {
+			return err
+		}
 	}
-	if l.syncedOffset.Load() >= target {
-		return nil
-	}
+	return nil
+}
+
+// syncEverythingWritten fsyncs the active segment after the durable appends
+// already under way have written, and advances the durable offset.
+func (l *Log) syncEverythingWritten() error {
+	l.durableWrites.waitForBegun()
 	// Read the end before the segment: data below end is in this segment,
 	// or in an older one that was synced when it rolled.
 	end := l.logEndOffset.Load()
@@ -23,6 +94,7 @@ func (l *Log) syncTo(target int64) error {
 	if err := active.log.Sync(); err != nil {
 		return l.fail(err)
 	}
+	l.syncCount.Add(1)
 	l.advanceSyncedOffset(end)
 	return nil
 }
