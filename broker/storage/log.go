@@ -69,9 +69,11 @@ type Log struct {
 	durableWrites durableWrites
 	syncCount     atomic.Int64 // fsyncs of log files by syncTo
 
-	// appended is closed and replaced after each append, waking long polls.
-	appendedMu sync.Mutex
-	appended   chan struct{}
+	// appended is closed and replaced at the next append after someone took
+	// it, waking long polls; appends allocate nothing when no one waits.
+	appendedMu     sync.Mutex
+	appended       chan struct{}
+	appendedWanted bool
 }
 
 // Open opens the log in dir, creating it if needed, and recovers it if it
@@ -102,7 +104,6 @@ func Open(dir string, opts Options) (*Log, error) {
 		appended: make(chan struct{}),
 	}
 	l.durableWrites.cond.L = &l.durableWrites.mu
-	l.groupCommit.done.L = &l.groupCommit.mu
 	l.lastFlush = l.clock.Now()
 	l.indexIntervalBytes.Store(int64(opts.Config.IndexIntervalBytes))
 	if err := l.open(); err != nil {
@@ -290,13 +291,17 @@ func (l *Log) SetConfig(c Config) error {
 func (l *Log) Appended() <-chan struct{} {
 	l.appendedMu.Lock()
 	defer l.appendedMu.Unlock()
+	l.appendedWanted = true
 	return l.appended
 }
 
 func (l *Log) notifyAppended() {
 	l.appendedMu.Lock()
-	close(l.appended)
-	l.appended = make(chan struct{})
+	if l.appendedWanted {
+		close(l.appended)
+		l.appended = make(chan struct{})
+		l.appendedWanted = false
+	}
 	l.appendedMu.Unlock()
 }
 

@@ -41,12 +41,13 @@ func (d *durableWrites) waitForBegun() {
 }
 
 // groupCommit orders fsyncs: one runs at a time, and when it ends every
-// waiter it covers is woken at once. (Handing a mutex from waiter to waiter
-// wakes them one by one; the last ones then miss the next fsync.)
+// waiter is woken at once by closing done. (A mutex or a sync.Cond hands
+// the lock from waiter to waiter, waking them one by one, and the last ones
+// then miss the next fsync.)
 type groupCommit struct {
 	mu      sync.Mutex
-	done    sync.Cond // broadcast when an fsync ends
-	running bool      // an fsync is under way
+	running bool          // an fsync is under way
+	done    chan struct{} // closed when it ends
 }
 
 // syncTo returns once every offset below target is durable. A caller that
@@ -56,26 +57,32 @@ type groupCommit struct {
 // leads the next fsync. So one fsync serves every append waiting at that
 // moment (group commit).
 func (l *Log) syncTo(target int64) error {
-	if l.syncedOffset.Load() >= target {
-		return nil
-	}
 	g := &l.groupCommit
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	for l.syncedOffset.Load() < target {
 		if err := l.failed(); err != nil {
 			return err
 		}
+		g.mu.Lock()
 		if g.running {
-			g.done.Wait()
+			done := g.done
+			g.mu.Unlock()
+			<-done
 			continue
 		}
+		if l.syncedOffset.Load() >= target {
+			g.mu.Unlock()
+			return nil
+		}
 		g.running = true
+		g.done = make(chan struct{})
 		g.mu.Unlock()
+
 		err := l.syncEverythingWritten()
+
 		g.mu.Lock()
 		g.running = false
-		g.done.Broadcast()
+		close(g.done)
+		g.mu.Unlock()
 		if err != nil {
 			return err
 		}

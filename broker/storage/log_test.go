@@ -443,3 +443,23 @@ func countSuffix(names []string, suffix string) int {
 	}
 	return n
 }
+
+func TestAppendedWakesLongPolls(t *testing.T) {
+	l := openTestLog(t, smallConfig())
+	l.mustAppend(t, simpleBatch(1, 1), AppendOptions{}) // nobody waits: nothing to wake
+	wake := l.Appended()
+	select {
+	case <-wake:
+		t.Fatal("woken before any append")
+	default:
+	}
+	l.mustAppend(t, simpleBatch(1, 1), AppendOptions{})
+	select {
+	case <-wake:
+	default:
+		t.Fatal("an append did not wake the waiter")
+	}
+	if next := l.Appended(); next == wake {
+		t.Fatal("the channel was not replaced")
+	}
+}
