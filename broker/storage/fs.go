@@ -98,9 +98,9 @@ func (f osFile) Size() (int64, error) {
 	return info.Size(), nil
 }
 
-// writeFileAtomic replaces name with data durably: temp file, fsync, rename,
+// WriteFileAtomic replaces name with data durably: temp file, fsync, rename,
 // fsync of the directory.
-func writeFileAtomic(fsys FS, name string, data []byte) error {
+func WriteFileAtomic(fsys FS, name string, data []byte) error {
 	tmp := name + ".tmp"
 	f, err := fsys.OpenFile(tmp, true)
 	if err != nil {
@@ -125,8 +125,8 @@ func writeFileAtomic(fsys FS, name string, data []byte) error {
 	return fsys.SyncDir(filepath.Dir(name))
 }
 
-// readWholeFile returns the contents of name, or fs.ErrNotExist.
-func readWholeFile(fsys FS, name string, limit int64) ([]byte, error) {
+// ReadWholeFile returns the contents of name, or fs.ErrNotExist.
+func ReadWholeFile(fsys FS, name string, limit int64) ([]byte, error) {
 	f, err := fsys.OpenFile(name, false)
 	if err != nil {
 		return nil, err

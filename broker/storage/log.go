@@ -54,6 +54,7 @@ type Log struct {
 	closed            bool   // under appendMu
 	unflushedMessages int64  // under appendMu
 	lastFlush         time.Time
+	producers         producerStates // under appendMu; see producer_state.go
 
 	segmentsMu sync.RWMutex
 	segments   []*segment // by base offset; the last one is active
@@ -165,7 +166,7 @@ func (l *Log) open() error {
 		l.logStartOffset.Store(l.logEndOffset.Load())
 	}
 	l.syncedOffset.Store(l.logEndOffset.Load())
-	return nil
+	return l.loadProducerStates()
 }
 
 func (l *Log) openEmpty(baseOffset int64) error {
@@ -210,7 +211,7 @@ func (l *Log) openSegments(bases []int64, clean bool) error {
 
 // readLogStartOffset reads the checkpoint DeleteRecords writes; 0 if none.
 func (l *Log) readLogStartOffset() (int64, error) {
-	data, err := readWholeFile(l.fsys, filepath.Join(l.dir, logStartOffsetFile), 64)
+	data, err := ReadWholeFile(l.fsys, filepath.Join(l.dir, logStartOffsetFile), 64)
 	if isNotExist(err) {
 		return 0, nil
 	}
@@ -224,7 +225,7 @@ func (l *Log) readLogStartOffset() (int64, error) {
 }
 
 func (l *Log) writeLogStartOffset(offset int64) error {
-	return writeFileAtomic(l.fsys, filepath.Join(l.dir, logStartOffsetFile), binary.BigEndian.AppendUint64(nil, uint64(offset)))
+	return WriteFileAtomic(l.fsys, filepath.Join(l.dir, logStartOffsetFile), binary.BigEndian.AppendUint64(nil, uint64(offset)))
 }
 
 // Dir is the log's directory.
@@ -324,7 +325,10 @@ func (l *Log) Close() error {
 		err = active.log.Sync()
 	}
 	if err == nil {
-		err = writeFileAtomic(l.fsys, filepath.Join(l.dir, cleanShutdownFile), nil)
+		err = l.writeProducerSnapshotLocked()
+	}
+	if err == nil {
+		err = WriteFileAtomic(l.fsys, filepath.Join(l.dir, cleanShutdownFile), nil)
 	}
 	return errors.Join(err, l.closeSegments())
 }

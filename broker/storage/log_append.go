@@ -21,8 +21,11 @@ type AppendOptions struct {
 
 // AppendResult tells where the batches went.
 type AppendResult struct {
-	BaseOffset     int64
-	LastOffset     int64
+	BaseOffset int64
+	LastOffset int64
+	// Duplicate: an idempotent producer sent a batch the log already has;
+	// the offsets are the original ones and nothing was appended.
+	Duplicate      bool
 	LogAppendTime  int64 // milliseconds; -1 unless AppendOptions.LogAppendTime
 	LogStartOffset int64
 }
@@ -76,6 +79,15 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 		return AppendResult{}, false, err
 	}
 	now := l.clock.Now()
+	if duplicate, err := l.checkProducersLocked(records); err != nil || duplicate != nil {
+		if err != nil {
+			return AppendResult{}, false, err
+		}
+		result := AppendResult{BaseOffset: duplicate.FirstOffset, LastOffset: duplicate.LastOffset, Duplicate: true,
+			LogAppendTime: -1, LogStartOffset: l.logStartOffset.Load()}
+		// The original may not be durable yet: a retried acks=all waits too.
+		return result, opts.Durable && l.config.Flush.Mode == FlushOnDurable, nil
+	}
 	baseOffset := l.logEndOffset.Load()
 	lastOffset := baseOffset + int64(recordCount) - 1
 
@@ -97,6 +109,7 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 	}
 	position := active.size.Load()
 	offset := baseOffset
+	var idempotent []BatchHeader // producer state to record once written
 	for at := 0; at < len(records); {
 		batch := records[at:]
 		h := parseBatchHeader(batch)
@@ -108,11 +121,17 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 		}
 		h.BaseOffset = offset
 		active.addBatch(h, position+int64(at), l.config.IndexIntervalBytes)
+		if h.ProducerID >= 0 {
+			idempotent = append(idempotent, h)
+		}
 		offset = h.LastOffset() + 1
 		at += h.Size()
 	}
 	if _, err := active.log.WriteAt(records, position); err != nil {
 		return AppendResult{}, false, l.fail(err)
+	}
+	for _, h := range idempotent {
+		l.producers.update(h, now.UnixMilli())
 	}
 	active.size.Store(position + int64(len(records)))
 	active.nextOffset.Store(offset)
@@ -137,7 +156,10 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 // log, which bounds the scan after an unclean stop.
 func (l *Log) maybeWriteIndexesLocked(active *segment) error {
 	if active.size.Load()-active.indexSyncedAtSize >= indexSyncInterval {
-		return active.writeIndexes(true)
+		if err := active.writeIndexes(true); err != nil {
+			return err
+		}
+		return l.writeProducerSnapshotLocked()
 	}
 	if active.pendingIndexBytes() >= indexWriteBatch {
 		return active.writeIndexes(false)
@@ -166,6 +188,39 @@ func (l *Log) shouldRollLocked(active *segment, size, lastOffset, incomingTimest
 	default:
 		return now.Sub(active.created) > l.config.SegmentAge
 	}
+}
+
+// checkProducersLocked applies the idempotent-producer rules to each batch
+// and returns the batch already in the log when records is a duplicate.
+// A duplicate must come alone, as producers send them.
+func (l *Log) checkProducersLocked(records []byte) (*producerBatch, error) {
+	var lastInThisAppend map[int64]int32
+	for at := 0; at < len(records); {
+		h := parseBatchHeader(records[at:])
+		at += h.Size()
+		if h.ProducerID < 0 {
+			continue
+		}
+		var previous *int32
+		if sequence, ok := lastInThisAppend[h.ProducerID]; ok {
+			previous = &sequence
+		}
+		duplicate, err := l.producers.check(h, previous)
+		if err != nil {
+			return nil, err
+		}
+		if duplicate != nil {
+			if at != h.Size() || at != len(records) {
+				return nil, fmt.Errorf("%w: producer %d resent sequence %d together with other batches", ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
+			}
+			return duplicate, nil
+		}
+		if lastInThisAppend == nil {
+			lastInThisAppend = make(map[int64]int32)
+		}
+		lastInThisAppend[h.ProducerID] = lastSequence(h)
+	}
+	return nil, nil
 }
 
 // maxBatchTimestamp is the largest max timestamp of validated batches.
@@ -203,6 +258,9 @@ func (l *Log) rollLocked(baseOffset int64) (*segment, error) {
 	l.segmentsMu.Lock()
 	l.segments = append(l.segments, next)
 	l.segmentsMu.Unlock()
+	if err := l.writeProducerSnapshotLocked(); err != nil {
+		return nil, err
+	}
 	l.logger.Debug("rolled segment", "closed", old.name(), "bytes", old.size.Load(), "new_base_offset", baseOffset)
 	return next, nil
 }

@@ -17,6 +17,7 @@ func (l *Log) Maintain() error {
 		l.unflushedMessages = 0
 		l.lastFlush = now
 	}
+	l.producers.expire(now.Add(-ProducerExpiry).UnixMilli())
 	l.appendMu.Unlock()
 	if flush {
 		if err := l.syncTo(l.logEndOffset.Load()); err != nil {

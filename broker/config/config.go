@@ -1,0 +1,170 @@
+// Package config is kqbroker's configuration: defaults, a YAML file, and
+// validation that names the bad field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything kqbroker reads at start-up. YAML keys are the
+// snake_case names below; a key the broker does not know is an error.
+type Config struct {
+	// NodeID is this broker's id in Metadata responses.
+	NodeID int32 `yaml:"node_id"`
+	// Listen is the host:port the Kafka listener binds.
+	Listen string `yaml:"listen"`
+	// Advertise is the host:port clients are told to connect to; empty
+	// means Listen.
+	Advertise string `yaml:"advertise"`
+	// DataDir holds the partition logs and the broker's metadata.
+	DataDir string `yaml:"data_dir"`
+	// ClusterID is reported to clients; empty means one is generated at the
+	// first start and kept in the data directory.
+	ClusterID string `yaml:"cluster_id"`
+
+	// AutoCreateTopics creates a topic when a producer or a metadata
+	// request names one that does not exist (auto.create.topics.enable).
+	AutoCreateTopics bool `yaml:"auto_create_topics"`
+	// DefaultPartitions is num.partitions: for auto-created topics and
+	// CreateTopics with -1 partitions.
+	DefaultPartitions int32 `yaml:"default_partitions"`
+	// MaxRequestBytes bounds a request's size before it is read
+	// (socket.request.max.bytes).
+	MaxRequestBytes int32 `yaml:"max_request_bytes"`
+
+	// Log defaults for topics (each can be overridden per topic).
+	Log LogDefaults `yaml:"log"`
+}
+
+// LogDefaults are the broker-wide defaults of the topic configs.
+type LogDefaults struct {
+	RetentionMs        int64  `yaml:"retention_ms"`         // log.retention.ms; -1 keeps forever
+	RetentionBytes     int64  `yaml:"retention_bytes"`      // log.retention.bytes; -1 no limit
+	SegmentBytes       int64  `yaml:"segment_bytes"`        // log.segment.bytes
+	SegmentMs          int64  `yaml:"segment_ms"`           // log.roll.ms
+	MaxMessageBytes    int32  `yaml:"max_message_bytes"`    // message.max.bytes: the largest record batch
+	IndexIntervalBytes int32  `yaml:"index_interval_bytes"` // log.index.interval.bytes
+	FlushMode          string `yaml:"flush_mode"`           // "durable" (fsync before acks=all answers) or "interval"
+	FlushMessages      int64  `yaml:"flush_messages"`       // log.flush.interval.messages; 0 off
+	FlushMs            int64  `yaml:"flush_ms"`             // log.flush.interval.ms; 0 off
+	// CheckIntervalMs is how often retention and interval flushes run.
+	CheckIntervalMs int64 `yaml:"check_interval_ms"`
+}
+
+// Flush modes.
+const (
+	FlushDurable  = "durable"
+	FlushInterval = "interval"
+)
+
+// Default is the configuration with nothing set: a single broker on
+// 127.0.0.1:9092 that auto-creates topics with 3 partitions and keeps data
+// 7 days, fsyncing before it acknowledges acks=all.
+func Default() Config {
+	return Config{
+		NodeID:            1,
+		Listen:            "127.0.0.1:9092",
+		DataDir:           "data",
+		AutoCreateTopics:  true,
+		DefaultPartitions: 3,
+		MaxRequestBytes:   100 << 20,
+		Log: LogDefaults{
+			RetentionMs:        (7 * 24 * time.Hour).Milliseconds(),
+			RetentionBytes:     -1,
+			SegmentBytes:       1 << 30,
+			SegmentMs:          (7 * 24 * time.Hour).Milliseconds(),
+			MaxMessageBytes:    1048588,
+			IndexIntervalBytes: 4096,
+			FlushMode:          FlushDurable,
+			CheckIntervalMs:    5000,
+		},
+	}
+}
+
+// Load reads a YAML file over the defaults.
+func Load(path string) (Config, error) {
+	c := Default()
+	f, err := os.Open(path)
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	decoder := yaml.NewDecoder(f)
+	decoder.KnownFields(true)
+	if err := decoder.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// AdvertisedAddress is the host:port given to clients.
+func (c Config) AdvertisedAddress() string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	return c.Listen
+}
+
+// Validate names the first field that is wrong and says what is allowed.
+func (c Config) Validate() error {
+	if c.NodeID < 0 {
+		return fieldError("node_id", c.NodeID, "must be 0 or more")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fieldError("listen", c.Listen, "must be host:port, e.g. 127.0.0.1:9092")
+	}
+	if c.Advertise != "" {
+		host, port, err := net.SplitHostPort(c.Advertise)
+		if err != nil || host == "" {
+			return fieldError("advertise", c.Advertise, "must be host:port that clients can reach, e.g. kqbroker:9092")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return fieldError("advertise", c.Advertise, "needs a port between 1 and 65535")
+		}
+	}
+	if c.DataDir == "" {
+		return fieldError("data_dir", c.DataDir, "must name a directory")
+	}
+	if c.DefaultPartitions < 1 {
+		return fieldError("default_partitions", c.DefaultPartitions, "must be at least 1")
+	}
+	if c.MaxRequestBytes < 1024 {
+		return fieldError("max_request_bytes", c.MaxRequestBytes, "must be at least 1024")
+	}
+	l := c.Log
+	switch {
+	case l.RetentionMs < -1 || l.RetentionMs == 0:
+		return fieldError("log.retention_ms", l.RetentionMs, "must be positive, or -1 to keep data forever")
+	case l.RetentionBytes < -1:
+		return fieldError("log.retention_bytes", l.RetentionBytes, "must be 0 or more, or -1 for no limit")
+	case l.SegmentBytes < 1024 || l.SegmentBytes > 1<<31-1:
+		return fieldError("log.segment_bytes", l.SegmentBytes, "must be between 1024 and 2147483647")
+	case l.SegmentMs < 1:
+		return fieldError("log.segment_ms", l.SegmentMs, "must be positive")
+	case l.MaxMessageBytes < 64:
+		return fieldError("log.max_message_bytes", l.MaxMessageBytes, "must be at least 64")
+	case l.IndexIntervalBytes < 1:
+		return fieldError("log.index_interval_bytes", l.IndexIntervalBytes, "must be at least 1")
+	case l.FlushMode != FlushDurable && l.FlushMode != FlushInterval:
+		return fieldError("log.flush_mode", l.FlushMode, `must be "durable" or "interval"`)
+	case l.FlushMessages < 0:
+		return fieldError("log.flush_messages", l.FlushMessages, "must be 0 (off) or positive")
+	case l.FlushMs < 0:
+		return fieldError("log.flush_ms", l.FlushMs, "must be 0 (off) or positive")
+	case l.CheckIntervalMs < 1:
+		return fieldError("log.check_interval_ms", l.CheckIntervalMs, "must be positive")
+	}
+	return nil
+}
+
+func fieldError(field string, value any, rule string) error {
+	return fmt.Errorf("config field %s = %v: %s", field, value, rule)
+}

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// requestHeaderMinSize: api key, api version, correlation id, client id length.
+const requestHeaderMinSize = 10
+
+// conn is one client connection. Its reader goroutine reads a request,
+// handles it and queues the response; its writer goroutine writes responses
+// in the order the requests came. Requests of one connection are handled one
+// at a time, in order, as Kafka does, so a producer's pipelined batches are
+// appended in the order it sent them.
+type conn struct {
+	server    *Server
+	netConn   net.Conn
+	logger    *slog.Logger
+	responses chan []byte
+
+	mu       sync.Mutex
+	clientID string
+	stopped  bool
+}
+
+// requestHeader is Kafka's request header, v1 or v2.
+type requestHeader struct {
+	key           int16
+	version       int16
+	correlationID int32
+	clientID      string
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{server: s, netConn: nc, logger: s.logger.With("client", nc.RemoteAddr().String()), responses: make(chan []byte, 64)}
+}
+
+// stopReading makes the reader stop after the request it is on.
+func (c *conn) stopReading() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	_ = c.netConn.SetReadDeadline(time.Now())
+}
+
+func (c *conn) isStopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopped
+}
+
+func (c *conn) serve() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	close(c.responses)
+	<-writerDone
+	_ = c.netConn.Close()
+}
+
+func (c *conn) writeLoop() {
+	w := bufio.NewWriterSize(c.netConn, 64<<10)
+	failed := false
+	for frame := range c.responses {
+		if failed {
+			continue // drain, so the reader never blocks
+		}
+		if _, err := w.Write(frame); err != nil {
+			failed = true
+			_ = c.netConn.Close()
+			continue
+		}
+		if len(c.responses) == 0 {
+			if err := w.Flush(); err != nil {
+				failed = true
+				_ = c.netConn.Close()
+			}
+		}
+	}
+	if !failed {
+		_ = w.Flush()
+	}
+}
+
+func (c *conn) readLoop() {
+	r := bufio.NewReaderSize(c.netConn, 64<<10)
+	maxRequest := c.server.cluster.Config().MaxRequestBytes
+	var sizeBytes [4]byte
+	for {
+		if _, err := io.ReadFull(r, sizeBytes[:]); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !c.isStopped() {
+				c.logger.Info("connection closed mid-request", "err", err)
+			}
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBytes[:]))
+		if size < requestHeaderMinSize || size > maxRequest {
+			c.logger.Warn("closing connection: request size out of bounds", "size", size, "max_request_bytes", maxRequest, "client_id", c.currentClientID())
+			return
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(r, body); err != nil {
+			c.logger.Info("connection closed mid-request", "err", err, "client_id", c.currentClientID())
+			return
+		}
+		if err := c.handleFrame(body); err != nil {
+			c.logger.Warn("closing connection", "err", err, "client_id", c.currentClientID())
+			return
+		}
+		if c.isStopped() {
+			return
+		}
+	}
+}
+
+func (c *conn) currentClientID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.clientID
+}
+
+// handleFrame parses, handles and answers one request.
+func (c *conn) handleFrame(body []byte) (err error) {
+	header, rest, err := parseRequestHeaderStart(body)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.clientID = header.clientID
+	c.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil { // a handler bug must not take the broker down
+			err = fmt.Errorf("api key %d v%d: internal error: %v", header.key, header.version, p)
+		}
+	}()
+
+	h, known := handlers[header.key]
+	if header.key == apiVersionsKey && (!known || header.version > h.maxVersion) {
+		// Clients probe with their newest ApiVersions; the answer is v0 with
+		// UNSUPPORTED_VERSION and our ranges, so they can retry lower.
+		c.send(header, unsupportedAPIVersionsResponse(), false)
+		return nil
+	}
+	if !known {
+		return fmt.Errorf("api key %d is not supported by kqbroker", header.key)
+	}
+	if header.version < h.minVersion || header.version > h.maxVersion {
+		return fmt.Errorf("api key %d v%d: kqbroker supports v%d to v%d", header.key, header.version, h.minVersion, h.maxVersion)
+	}
+	req := kmsg.RequestForKey(header.key)
+	req.SetVersion(header.version)
+	if req.IsFlexible() {
+		if rest, err = skipTaggedFields(rest); err != nil {
+			return fmt.Errorf("api key %d v%d: request header: %w", header.key, header.version, err)
+		}
+	}
+	if err := req.ReadFrom(rest); err != nil {
+		return fmt.Errorf("api key %d v%d: malformed request: %w", header.key, header.version, err)
+	}
+	resp, err := h.handle(c, req)
+	if err != nil {
+		return fmt.Errorf("api key %d v%d: %w", header.key, header.version, err)
+	}
+	if resp != nil {
+		c.send(header, resp, resp.IsFlexible() && header.key != apiVersionsKey)
+	}
+	return nil
+}
+
+// send frames a response: size, correlation id, tagged fields when the
+// response header is v1 (flexible; never for ApiVersions), body.
+func (c *conn) send(header requestHeader, resp kmsg.Response, flexibleHeader bool) {
+	frame := make([]byte, 8, 64)
+	binary.BigEndian.PutUint32(frame[4:], uint32(header.correlationID))
+	if flexibleHeader {
+		frame = append(frame, 0)
+	}
+	frame = resp.AppendTo(frame)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	c.responses <- frame
+}
+
+// parseRequestHeaderStart reads the header fields common to v1 and v2; the
+// caller skips v2's tagged fields once it knows the request is flexible.
+func parseRequestHeaderStart(body []byte) (requestHeader, []byte, error) {
+	r := kbin.Reader{Src: body}
+	h := requestHeader{key: r.Int16(), version: r.Int16(), correlationID: r.Int32()}
+	if clientID := r.NullableString(); clientID != nil {
+		h.clientID = *clientID
+	}
+	if !r.Ok() {
+		return h, nil, fmt.Errorf("api key %d: request header truncated", h.key)
+	}
+	return h, r.Src, nil
+}
+
+func skipTaggedFields(b []byte) ([]byte, error) {
+	r := kbin.Reader{Src: b}
+	for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
+		r.Uvarint() // tag
+		r.Span(int(r.Uvarint()))
+	}
+	if !r.Ok() {
+		return nil, errors.New("bad tagged fields")
+	}
+	return r.Src, nil
+}
