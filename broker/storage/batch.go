@@ -206,3 +206,23 @@ func setLogAppendTime(b []byte, size int, ts int64) {
 	binary.BigEndian.PutUint64(b[batchMaxTimestampAt:], uint64(ts))
 	binary.BigEndian.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:size], crc32c))
 }
+
+// WalkBatchHeaders calls fn with the header of each batch in records,
+// checking only that each header and length fit; Append checks the rest.
+// It stops at the first error fn returns.
+func WalkBatchHeaders(records []byte, fn func(BatchHeader) error) error {
+	for at := 0; at < len(records); {
+		if len(records)-at < batchHeaderSize {
+			return &BatchError{Position: at, Reason: "truncated batch header", kind: ErrCorruptMessage}
+		}
+		h := parseBatchHeader(records[at:])
+		if h.Length < batchHeaderSize-batchLogOverhead || int64(h.Length) > int64(len(records)-at-batchLogOverhead) {
+			return &BatchError{Position: at, Reason: fmt.Sprintf("batch length %d does not fit", h.Length), kind: ErrCorruptMessage}
+		}
+		if err := fn(h); err != nil {
+			return err
+		}
+		at += h.Size()
+	}
+	return nil
+}

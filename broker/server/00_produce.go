@@ -1,0 +1,106 @@
+package server
+
+// Produce (key 0), v3–v11.
+//   v3: magic-v2 record batches only; transactional id.
+//   v5: log start offset in the response.
+//   v8: per-record errors and an error message.
+//   v9: flexible.
+//   v10, v11: no change for a single broker (KIP-951 leader hints are
+//   tagged fields left empty).
+// acks=0 gets no response at all. acks=-1 waits until the batches are
+// durable under the broker's flush policy (fsync with group commit by
+// default); acks=1 answers once they are written.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/storage"
+)
+
+func init() { register(0, 3, 11, handleProduce) }
+
+func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
+	r := req.(*kmsg.ProduceRequest)
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	cl := c.server.cluster
+	var requestErr error
+	switch {
+	case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
+		requestErr = fmt.Errorf("%w: acks=%d; use 0, 1 or -1 (all)", kerr.InvalidRequiredAcks, r.Acks)
+	case r.TransactionID != nil:
+		requestErr = fmt.Errorf("%w: transactions are not supported yet; produce without a transactional id", kerr.TransactionalIDAuthorizationFailed)
+	}
+	for _, rt := range r.Topics {
+		topic := kmsg.NewProduceResponseTopic()
+		topic.Topic = rt.Topic
+		t, topicErr := produceTopic(cl, rt.Topic)
+		for _, rp := range rt.Partitions {
+			partition := kmsg.NewProduceResponseTopicPartition()
+			partition.Partition = rp.Partition
+			err := requestErr
+			if err == nil {
+				err = topicErr
+			}
+			if err == nil {
+				err = appendPartition(t, rp, r.Acks, &partition)
+			}
+			if err != nil {
+				partition.ErrorCode = errorCode(err)
+				partition.ErrorMessage = errorMessage(err)
+				partition.BaseOffset, partition.LogStartOffset = -1, -1
+				c.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+			}
+			topic.Partitions = append(topic.Partitions, partition)
+		}
+		resp.Topics = append(resp.Topics, topic)
+	}
+	if r.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
+	if t, ok := cl.Topic(name); ok {
+		return t, nil
+	}
+	if cl.Config().AutoCreateTopics {
+		return createIfMissing(cl, name)
+	}
+	_, err := cl.Partition(name, 0) // the unknown-topic error with its hint
+	return nil, err
+}
+
+func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) error {
+	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+		return fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, t.Name, len(t.Partitions), rp.Partition+1)
+	}
+	err := storage.WalkBatchHeaders(rp.Records, func(h storage.BatchHeader) error {
+		if h.Size() > int(t.MaxMessageBytes()) {
+			return fmt.Errorf("%w: a record batch of %d bytes is larger than max.message.bytes (%d); raise it on the topic or send smaller batches",
+				kerr.MessageTooLarge, h.Size(), t.MaxMessageBytes())
+		}
+		if h.Transactional() || h.Control() {
+			return fmt.Errorf("%w: transactional batches are not supported yet", kerr.TransactionalIDAuthorizationFailed)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	result, err := t.Partitions[rp.Partition].Log.Append(rp.Records, storage.AppendOptions{
+		Durable:       acks == -1,
+		LogAppendTime: t.LogAppendTime(),
+	})
+	if err != nil {
+		return err
+	}
+	out.BaseOffset = result.BaseOffset
+	out.LogAppendTime = result.LogAppendTime
+	out.LogStartOffset = result.LogStartOffset
+	return nil
+}

@@ -1,0 +1,153 @@
+package server
+
+// Fetch (key 1), v4–v13.
+//   v4: isolation level, last stable offset, aborted transactions.
+//   v5: log start offset.
+//   v7: fetch sessions (answered with session id 0: no session).
+//   v9: current leader epoch.
+//   v11: rack, preferred read replica (-1).
+//   v12: flexible.
+//   v13: topics by id.
+// The fetch waits up to max_wait_ms until min_bytes are there, woken by
+// appends. max_bytes and partition_max_bytes bound the answer, except that
+// the first batch of the first partition with data is always returned whole
+// so a consumer can make progress past a large batch.
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/storage"
+)
+
+func init() { register(1, 4, 13, handleFetch) }
+
+func handleFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
+	r := req.(*kmsg.FetchRequest)
+	deadline := time.Now().Add(time.Duration(max(r.MaxWaitMillis, 0)) * time.Millisecond)
+	for {
+		var wake []<-chan struct{}
+		resp, bytes, failed := fetchOnce(c.server.cluster, r, &wake)
+		if bytes >= int(r.MinBytes) || failed || len(wake) == 0 || !time.Now().Before(deadline) {
+			return resp, nil
+		}
+		if !waitForAppend(wake, time.Until(deadline), c.server.stopping) {
+			resp, _, _ = fetchOnce(c.server.cluster, r, nil)
+			return resp, nil
+		}
+	}
+}
+
+// waitForAppend waits until one of the logs gets an append (true), or
+// timeout passes or the server stops (false).
+func waitForAppend(wake []<-chan struct{}, timeout time.Duration, stopping <-chan struct{}) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	if len(wake) == 1 {
+		select {
+		case <-wake[0]:
+			return true
+		case <-timer.C:
+		case <-stopping:
+		}
+		return false
+	}
+	cases := make([]reflect.SelectCase, 0, len(wake)+2)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(stopping)})
+	for _, ch := range wake {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	return chosen >= 2
+}
+
+// fetchOnce reads every requested partition. It returns the response, the
+// bytes of records in it, and whether a partition failed (which answers at
+// once). With wake non-nil it collects, before reading, the channels that
+// the partitions' next appends will close.
+func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{}) (*kmsg.FetchResponse, int, bool) {
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	remaining := int(r.MaxBytes)
+	if r.MaxBytes <= 0 {
+		remaining = 1<<31 - 1
+	}
+	total, failed := 0, false
+	for _, rt := range r.Topics {
+		topic := kmsg.NewFetchResponseTopic()
+		topic.Topic, topic.TopicID = rt.Topic, rt.TopicID
+		t, topicErr := fetchTopic(cl, r.Version, rt)
+		for _, rp := range rt.Partitions {
+			partition := kmsg.NewFetchResponseTopicPartition()
+			partition.Partition = rp.Partition
+			err := topicErr
+			var log *storage.Log
+			if err == nil {
+				if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+					err = fmt.Errorf("%w: partition %d", kerr.UnknownTopicOrPartition, rp.Partition)
+				} else {
+					log = t.Partitions[rp.Partition].Log
+				}
+			}
+			if err == nil {
+				if wake != nil {
+					*wake = append(*wake, log.Appended())
+				}
+				var n int
+				n, err = readPartition(log, rp, &remaining, total == 0, &partition)
+				total += n
+			}
+			if err != nil {
+				partition.ErrorCode = errorCode(err)
+				failed = true
+			}
+			topic.Partitions = append(topic.Partitions, partition)
+		}
+		resp.Topics = append(resp.Topics, topic)
+	}
+	return resp, total, failed
+}
+
+func fetchTopic(cl *cluster.Cluster, version int16, rt kmsg.FetchRequestTopic) (*cluster.Topic, error) {
+	if version >= 13 {
+		if t, ok := cl.TopicByID(rt.TopicID); ok {
+			return t, nil
+		}
+		return nil, kerr.UnknownTopicID
+	}
+	if t, ok := cl.Topic(rt.Topic); ok {
+		return t, nil
+	}
+	return nil, kerr.UnknownTopicOrPartition
+}
+
+// readPartition fills one partition of the answer and returns how many
+// record bytes it added. first says no partition before it returned data.
+func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, remaining *int, first bool, out *kmsg.FetchResponseTopicPartition) (int, error) {
+	out.HighWatermark = log.HighWatermark()
+	out.LastStableOffset = out.HighWatermark
+	out.LogStartOffset = log.LogStartOffset()
+	limit := min(int(rp.PartitionMaxBytes), *remaining)
+	if limit <= 0 && !first {
+		return 0, nil
+	}
+	data, err := log.Read(rp.FetchOffset, max(limit, 1))
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
+		return 0, kerr.OffsetOutOfRange
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(data) > limit && !first {
+		return 0, nil // only the first partition with data may go over
+	}
+	out.RecordBatches = data
+	*remaining -= len(data)
+	return len(data), nil
+}

@@ -1,0 +1,68 @@
+package server
+
+// ListOffsets (key 2), v1–v8.
+//   v1: one offset per partition by timestamp: -2 earliest, -1 latest.
+//   v2: isolation level.
+//   v4: leader epoch.
+//   v6: flexible.
+//   v7: -3: the offset of the record with the largest timestamp (KIP-734).
+//   v8: -4: earliest local offset (KIP-405; all data is local here).
+// Any other timestamp finds the first record whose timestamp is at or
+// after it; when there is none the answer is offset -1, timestamp -1.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/storage"
+)
+
+func init() { register(2, 1, 8, handleListOffsets) }
+
+const (
+	timestampLatest        = -1
+	timestampEarliest      = -2
+	timestampMax           = -3
+	timestampEarliestLocal = -4
+)
+
+func handleListOffsets(c *conn, req kmsg.Request) (kmsg.Response, error) {
+	r := req.(*kmsg.ListOffsetsRequest)
+	resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+	cl := c.server.cluster
+	for _, rt := range r.Topics {
+		topic := kmsg.NewListOffsetsResponseTopic()
+		topic.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			partition := kmsg.NewListOffsetsResponseTopicPartition()
+			partition.Partition = rp.Partition
+			p, err := cl.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				partition.Offset, partition.Timestamp, err = listOffset(p.Log, rp.Timestamp)
+				partition.LeaderEpoch = 0
+			}
+			if err != nil {
+				partition.ErrorCode = errorCode(err)
+				partition.Offset, partition.Timestamp = -1, -1
+			}
+			topic.Partitions = append(topic.Partitions, partition)
+		}
+		resp.Topics = append(resp.Topics, topic)
+	}
+	return resp, nil
+}
+
+func listOffset(log *storage.Log, timestamp int64) (offset, foundTimestamp int64, err error) {
+	switch timestamp {
+	case timestampLatest:
+		return log.HighWatermark(), -1, nil
+	case timestampEarliest, timestampEarliestLocal:
+		return log.LogStartOffset(), -1, nil
+	case timestampMax:
+		return log.MaxTimestamp()
+	}
+	offset, foundTimestamp, found, err := log.OffsetForTimestamp(timestamp)
+	if err != nil || !found {
+		return -1, -1, err
+	}
+	return offset, foundTimestamp, nil
+}

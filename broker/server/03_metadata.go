@@ -1,0 +1,117 @@
+package server
+
+// Metadata (key 3), v0–v12.
+//   v0: brokers, topics, partitions with leader, replicas, ISR.
+//   v1: controller id, rack, is-internal; a null topic list means all topics.
+//   v2: cluster id.
+//   v3: throttle time.
+//   v4: allow_auto_topic_creation (before v4 the broker setting decides).
+//   v5: offline replicas.
+//   v7: leader epoch.
+//   v8: authorized operations.
+//   v9: flexible.
+//   v10: topic ids.
+//   v11: no cluster authorized operations.
+//   v12: topics may be asked for by id; topic name nullable.
+
+import (
+	"errors"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/cluster"
+)
+
+func init() { register(3, 0, 12, handleMetadata) }
+
+func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
+	r := req.(*kmsg.MetadataRequest)
+	resp := r.ResponseKind().(*kmsg.MetadataResponse)
+	cl := c.server.cluster
+	cfg := cl.Config()
+
+	host, portText, _ := net.SplitHostPort(cfg.AdvertisedAddress())
+	port, _ := strconv.Atoi(portText)
+	broker := kmsg.NewMetadataResponseBroker()
+	broker.NodeID, broker.Host, broker.Port = cfg.NodeID, host, int32(port)
+	resp.Brokers = []kmsg.MetadataResponseBroker{broker}
+	clusterID := cl.ClusterID()
+	resp.ClusterID = &clusterID
+	resp.ControllerID = cfg.NodeID
+
+	// v0 has no null list: an empty list there means all topics.
+	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
+		for _, t := range cl.Topics() {
+			resp.Topics = append(resp.Topics, metadataTopic(cfg.NodeID, t))
+		}
+		return resp, nil
+	}
+	autoCreate := cfg.AutoCreateTopics && (r.Version < 4 || r.AllowAutoTopicCreation)
+	for _, requested := range r.Topics {
+		if requested.Topic == nil { // v12: by id
+			if t, ok := cl.TopicByID(requested.TopicID); ok {
+				resp.Topics = append(resp.Topics, metadataTopic(cfg.NodeID, t))
+				continue
+			}
+			missing := kmsg.NewMetadataResponseTopic()
+			missing.TopicID = requested.TopicID
+			missing.ErrorCode = kerr.UnknownTopicID.Code
+			resp.Topics = append(resp.Topics, missing)
+			continue
+		}
+		name := *requested.Topic
+		t, ok := cl.Topic(name)
+		var err error
+		if !ok && autoCreate {
+			t, err = createIfMissing(cl, name)
+		} else if !ok {
+			err = kerr.UnknownTopicOrPartition
+		}
+		if err != nil {
+			missing := kmsg.NewMetadataResponseTopic()
+			missing.Topic = &name
+			missing.ErrorCode = errorCode(err)
+			resp.Topics = append(resp.Topics, missing)
+			continue
+		}
+		resp.Topics = append(resp.Topics, metadataTopic(cfg.NodeID, t))
+	}
+	return resp, nil
+}
+
+// createIfMissing auto-creates a topic with the broker defaults; a topic
+// created meanwhile by someone else is fine.
+func createIfMissing(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
+	t, err := cl.CreateTopic(name, -1, nil, false)
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		if existing, ok := cl.Topic(name); ok {
+			return existing, nil
+		}
+	}
+	if err == nil {
+		c := t
+		return c, nil
+	}
+	return nil, err
+}
+
+func metadataTopic(nodeID int32, t *cluster.Topic) kmsg.MetadataResponseTopic {
+	topic := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	topic.Topic = &name
+	topic.TopicID = t.ID
+	for _, p := range t.Partitions {
+		partition := kmsg.NewMetadataResponseTopicPartition()
+		partition.Partition = p.Index
+		partition.Leader = nodeID
+		partition.LeaderEpoch = 0
+		partition.Replicas = []int32{nodeID}
+		partition.ISR = []int32{nodeID}
+		partition.OfflineReplicas = []int32{}
+		topic.Partitions = append(topic.Partitions, partition)
+	}
+	return topic
+}
