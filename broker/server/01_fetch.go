@@ -86,6 +86,8 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 		for _, rp := range rt.Partitions {
 			partition := kmsg.NewFetchResponseTopicPartition()
 			partition.Partition = rp.Partition
+			// Empty, not null: librdkafka refuses a null record set.
+			partition.RecordBatches = []byte{}
 			err := topicErr
 			var log *storage.Log
 			if err == nil {
@@ -147,7 +149,9 @@ func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, remaini
 	if len(data) > limit && !first {
 		return 0, nil // only the first partition with data may go over
 	}
-	out.RecordBatches = data
+	if len(data) > 0 {
+		out.RecordBatches = data
+	}
 	*remaining -= len(data)
 	return len(data), nil
 }
