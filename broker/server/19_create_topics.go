@@ -20,13 +20,6 @@ import (
 
 func init() { register(19, 0, 7, handleCreateTopics) }
 
-// Kafka's config source codes (DescribeConfigs, CreateTopics v5+).
-const (
-	configSourceTopic         = 1
-	configSourceStaticBroker  = 4
-	configSourceDefaultConfig = 5
-)
-
 func handleCreateTopics(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.CreateTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
@@ -51,10 +44,7 @@ func handleCreateTopics(c *conn, req kmsg.Request) (kmsg.Response, error) {
 				entry := kmsg.NewCreateTopicsResponseTopicConfig()
 				value := e.Value
 				entry.Name, entry.Value = e.Name, &value
-				entry.Source = configSourceTopic
-				if e.IsDefault {
-					entry.Source = configSourceDefaultConfig
-				}
+				entry.Source = int8(configSource(e))
 				topic.Configs = append(topic.Configs, entry)
 			}
 			if !r.ValidateOnly {

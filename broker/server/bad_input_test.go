@@ -86,7 +86,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	binary.BigEndian.PutUint16(produceV99[6:], 99)
 	unknownKey := frame(kmsg.NewPtrMetadataRequest(), 1)
 	binary.BigEndian.PutUint16(unknownKey[4:], 999)
-	truncated := frame(metadataV1, 1) // ends with the topic count: -1 (all topics)
+	truncated := frame(metadataV1, 1)                           // ends with the topic count: -1 (all topics)
 	binary.BigEndian.PutUint32(truncated[len(truncated)-4:], 5) // five topics, none of them there
 	oversized := binary.BigEndian.AppendUint32(nil, 1<<20+1)
 
