@@ -24,13 +24,14 @@ test-race:
 
 # Go benchmarks for the hot paths; figures go into doc/benchmarks.md.
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem ./broker/storage/
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem ./broker/storage/ ./broker/server/
 
 # Short fuzz runs of every fuzz target (go test -fuzz takes one target at a time).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBatches$$' -fuzztime $(FUZZTIME) ./broker/storage/
 	$(GO) test -run '^$$' -fuzz '^FuzzRecoverTail$$' -fuzztime $(FUZZTIME) ./broker/storage/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./broker/server/
 
 fmt:
 	find . -name '*.go' -not -path './.git/*' -not -path './data/*' | xargs -r gofmt -w

@@ -134,52 +134,65 @@ func (c *conn) currentClientID() string {
 	return c.clientID
 }
 
-// handleFrame parses, handles and answers one request.
+// handleFrame parses, handles and answers one request. A panic in a
+// handler closes this connection, never the broker.
 func (c *conn) handleFrame(body []byte) (err error) {
-	header, rest, err := parseRequestHeaderStart(body)
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error handling a request: %v", p)
+		}
+	}()
+	header, resp, flexibleHeader, err := c.dispatch(body)
 	if err != nil {
 		return err
+	}
+	if resp != nil {
+		c.send(header, resp, flexibleHeader)
+	}
+	return nil
+}
+
+// dispatch parses a request and runs its handler. The response is nil when
+// none is due (acks=0).
+func (c *conn) dispatch(body []byte) (requestHeader, kmsg.Response, bool, error) {
+	header, rest, err := parseRequestHeaderStart(body)
+	if err != nil {
+		return header, nil, false, err
 	}
 	c.mu.Lock()
 	c.clientID = header.clientID
 	c.mu.Unlock()
-	defer func() {
-		if p := recover(); p != nil { // a handler bug must not take the broker down
-			err = fmt.Errorf("api key %d v%d: internal error: %v", header.key, header.version, p)
-		}
-	}()
 
 	h, known := handlers[header.key]
 	if header.key == apiVersionsKey && (!known || header.version > h.maxVersion) {
 		// Clients probe with their newest ApiVersions; the answer is v0 with
 		// UNSUPPORTED_VERSION and our ranges, so they can retry lower.
-		c.send(header, unsupportedAPIVersionsResponse(), false)
-		return nil
+		return header, unsupportedAPIVersionsResponse(), false, nil
 	}
 	if !known {
-		return fmt.Errorf("api key %d is not supported by kqbroker", header.key)
+		return header, nil, false, fmt.Errorf("api key %d is not supported by kqbroker", header.key)
 	}
 	if header.version < h.minVersion || header.version > h.maxVersion {
-		return fmt.Errorf("api key %d v%d: kqbroker supports v%d to v%d", header.key, header.version, h.minVersion, h.maxVersion)
+		return header, nil, false, fmt.Errorf("api key %d v%d: kqbroker supports v%d to v%d", header.key, header.version, h.minVersion, h.maxVersion)
 	}
 	req := kmsg.RequestForKey(header.key)
 	req.SetVersion(header.version)
 	if req.IsFlexible() {
 		if rest, err = skipTaggedFields(rest); err != nil {
-			return fmt.Errorf("api key %d v%d: request header: %w", header.key, header.version, err)
+			return header, nil, false, fmt.Errorf("api key %d v%d: request header: %w", header.key, header.version, err)
 		}
 	}
 	if err := req.ReadFrom(rest); err != nil {
-		return fmt.Errorf("api key %d v%d: malformed request: %w", header.key, header.version, err)
+		return header, nil, false, fmt.Errorf("api key %d v%d: malformed request: %w", header.key, header.version, err)
 	}
 	resp, err := h.handle(c, req)
 	if err != nil {
-		return fmt.Errorf("api key %d v%d: %w", header.key, header.version, err)
+		return header, nil, false, fmt.Errorf("api key %d v%d: %w", header.key, header.version, err)
 	}
-	if resp != nil {
-		c.send(header, resp, resp.IsFlexible() && header.key != apiVersionsKey)
+	if resp == nil {
+		return header, nil, false, nil
 	}
-	return nil
+	return header, resp, resp.IsFlexible() && header.key != apiVersionsKey, nil
 }
 
 // send frames a response: size, correlation id, tagged fields when the
