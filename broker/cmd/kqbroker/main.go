@@ -42,15 +42,17 @@ func run(args []string, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 
 	started := time.Now()
-	cl, err := cluster.Open(cfg, clock.System{}, logger)
-	if err != nil {
-		logger.Error("cannot open the data directory", "data_dir", cfg.DataDir, "err", err)
-		return 1
-	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		logger.Error("cannot listen", "listen", cfg.Listen, "err", err)
-		_ = cl.Close()
+		return 1
+	}
+	// With port 0 the system picks one: clients must be told that one.
+	cfg.Listen = ln.Addr().String()
+	cl, err := cluster.Open(cfg, clock.System{}, logger)
+	if err != nil {
+		logger.Error("cannot open the data directory", "data_dir", cfg.DataDir, "err", err)
+		_ = ln.Close()
 		return 1
 	}
 	srv := server.New(cl, logger)
