@@ -261,7 +261,7 @@ func (c *Cluster) Topics() []*Topic {
 func (c *Cluster) Partition(topic string, index int32) (*Partition, error) {
 	t, ok := c.Topic(topic)
 	if !ok {
-		return nil, unknownTopic(topic, c.cfg.AutoCreateTopics)
+		return nil, c.UnknownTopicError(topic)
 	}
 	if index < 0 || int(index) >= len(t.Partitions) {
 		return nil, fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, topic, len(t.Partitions), index+1)
@@ -269,9 +269,11 @@ func (c *Cluster) Partition(topic string, index int32) (*Partition, error) {
 	return t.Partitions[index], nil
 }
 
-func unknownTopic(name string, autoCreate bool) error {
+// UnknownTopicError is UNKNOWN_TOPIC_OR_PARTITION for a missing topic,
+// saying how to create it.
+func (c *Cluster) UnknownTopicError(name string) error {
 	hint := "create it with CreateTopics (kqctl topic create " + name + ")"
-	if !autoCreate {
+	if !c.cfg.AutoCreateTopics {
 		hint += " or set auto_create_topics: true in the broker config"
 	}
 	return fmt.Errorf("%w: topic %q does not exist; %s", kerr.UnknownTopicOrPartition, name, hint)

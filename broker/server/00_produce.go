@@ -71,8 +71,7 @@ func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 	if cl.Config().AutoCreateTopics {
 		return createIfMissing(cl, name)
 	}
-	_, err := cl.Partition(name, 0) // the unknown-topic error with its hint
-	return nil, err
+	return nil, cl.UnknownTopicError(name)
 }
 
 func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) error {

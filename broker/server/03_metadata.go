@@ -91,11 +91,7 @@ func createIfMissing(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 			return existing, nil
 		}
 	}
-	if err == nil {
-		c := t
-		return c, nil
-	}
-	return nil, err
+	return t, err
 }
 
 func metadataTopic(nodeID int32, t *cluster.Topic) kmsg.MetadataResponseTopic {
