@@ -272,7 +272,7 @@ func (c *Cluster) Partition(topic string, index int32) (*Partition, error) {
 // UnknownTopicError is UNKNOWN_TOPIC_OR_PARTITION for a missing topic,
 // saying how to create it.
 func (c *Cluster) UnknownTopicError(name string) error {
-	hint := "create it with CreateTopics (kqctl topic create " + name + ")"
+	hint := "create it first (kafka-topics.sh --create --topic " + name + ", or a CreateTopics request from kadm/kafka-go)"
 	if !c.cfg.AutoCreateTopics {
 		hint += " or set auto_create_topics: true in the broker config"
 	}
