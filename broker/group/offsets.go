@@ -1,0 +1,343 @@
+package group
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sort"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/clock"
+	"github.com/kqstack/kqstack/broker/storage"
+)
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// Offset is a committed offset.
+type Offset struct {
+	Offset          int64
+	LeaderEpoch     int32
+	Metadata        string
+	CommitTimestamp int64
+}
+
+// OffsetStore keeps committed offsets in memory and in an internal log,
+// __consumer_offsets, in Kafka's own record format: the key is an
+// OffsetCommitKey (version 1: group, topic, partition), the value an
+// OffsetCommitValue (version 3), a null value deletes. Tools that read that
+// topic directly understand it. A commit is acknowledged once its batch is
+// durable under the log's flush policy. At start the log is replayed; the
+// last record of each key wins.
+type OffsetStore struct {
+	log   *storage.Log
+	clock clock.Clock
+
+	mu     sync.RWMutex
+	groups map[string]map[TopicPartition]offsetEntry
+}
+
+type offsetEntry struct {
+	Offset
+	logOffset int64 // where the commit is in the log: a later one wins
+}
+
+// OpenOffsetStore opens (or creates) the offsets log in dir and replays it.
+func OpenOffsetStore(dir string, opts storage.Options) (*OffsetStore, error) {
+	log, err := storage.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.System{}
+	}
+	s := &OffsetStore{log: log, clock: clk, groups: make(map[string]map[TopicPartition]offsetEntry)}
+	if err := s.replay(); err != nil {
+		_ = log.Close()
+		return nil, fmt.Errorf("replaying %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Close closes the offsets log.
+func (s *OffsetStore) Close() error { return s.log.Close() }
+
+// Log is the offsets log, for maintenance.
+func (s *OffsetStore) Log() *storage.Log { return s.log }
+
+func (s *OffsetStore) replay() error {
+	for offset := s.log.LogStartOffset(); offset < s.log.HighWatermark(); {
+		data, err := s.log.Read(offset, 1<<20)
+		if err != nil {
+			return err
+		}
+		for len(data) > 0 {
+			var batch kmsg.RecordBatch
+			if err := batch.ReadFrom(data); err != nil {
+				return err
+			}
+			size := 12 + int(batch.Length)
+			records, err := readRecords(batch.Records, int(batch.NumRecords))
+			if err != nil {
+				return err
+			}
+			for _, r := range records {
+				s.applyRecord(r, batch.FirstOffset+int64(r.OffsetDelta))
+			}
+			offset = batch.FirstOffset + int64(batch.LastOffsetDelta) + 1
+			data = data[size:]
+		}
+	}
+	return nil
+}
+
+func readRecords(b []byte, n int) ([]kmsg.Record, error) {
+	records := make([]kmsg.Record, 0, n)
+	for i := 0; i < n; i++ {
+		length, used := binary.Varint(b)
+		if used <= 0 || length < 0 || int64(len(b)-used) < length {
+			return nil, errors.New("damaged record in the offsets log")
+		}
+		var r kmsg.Record
+		if err := r.ReadFrom(b[:used+int(length)]); err != nil {
+			return nil, err
+		}
+		records = append(records, r)
+		b = b[used+int(length):]
+	}
+	return records, nil
+}
+
+// applyRecord applies one record of the offsets log; other record kinds
+// (group metadata) are skipped.
+func (s *OffsetStore) applyRecord(r kmsg.Record, logOffset int64) {
+	if len(r.Key) < 2 {
+		return
+	}
+	version := int16(binary.BigEndian.Uint16(r.Key))
+	if version > 1 {
+		return // GroupMetadataKey
+	}
+	var key kmsg.OffsetCommitKey
+	if err := key.ReadFrom(r.Key); err != nil {
+		return
+	}
+	tp := TopicPartition{Topic: key.Topic, Partition: key.Partition}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Value == nil {
+		delete(s.groups[key.Group], tp)
+		if len(s.groups[key.Group]) == 0 {
+			delete(s.groups, key.Group)
+		}
+		return
+	}
+	var value kmsg.OffsetCommitValue
+	if err := value.ReadFrom(r.Value); err != nil {
+		return
+	}
+	s.setLocked(key.Group, tp, offsetEntry{Offset: Offset{Offset: value.Offset, LeaderEpoch: value.LeaderEpoch, Metadata: value.Metadata, CommitTimestamp: value.CommitTimestamp}, logOffset: logOffset})
+}
+
+func (s *OffsetStore) setLocked(group string, tp TopicPartition, e offsetEntry) {
+	offsets := s.groups[group]
+	if offsets == nil {
+		offsets = make(map[TopicPartition]offsetEntry)
+		s.groups[group] = offsets
+	}
+	if current, ok := offsets[tp]; ok && current.logOffset > e.logOffset {
+		return // a later commit is already applied
+	}
+	offsets[tp] = e
+}
+
+// commit writes offsets (nil entries delete) durably, then applies them.
+func (s *OffsetStore) commit(group string, offsets map[TopicPartition]*Offset) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	now := s.clock.Now().UnixMilli()
+	keys := make([]TopicPartition, 0, len(offsets))
+	for tp := range offsets {
+		keys = append(keys, tp)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].Topic < keys[j].Topic || (keys[i].Topic == keys[j].Topic && keys[i].Partition < keys[j].Partition)
+	})
+	records := make([]kmsg.Record, 0, len(keys))
+	for _, tp := range keys {
+		key := kmsg.OffsetCommitKey{Version: 1, Group: group, Topic: tp.Topic, Partition: tp.Partition}
+		r := kmsg.Record{Key: key.AppendTo(nil)}
+		if o := offsets[tp]; o != nil {
+			value := kmsg.NewOffsetCommitValue()
+			value.Version, value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp = 3, o.Offset, o.LeaderEpoch, o.Metadata, now
+			r.Value = value.AppendTo(nil)
+		}
+		records = append(records, r)
+	}
+	result, err := s.log.Append(encodeBatch(records, now), storage.AppendOptions{Durable: true})
+	if err != nil {
+		return fmt.Errorf("%w: writing committed offsets: %v", kerr.CoordinatorNotAvailable, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, tp := range keys {
+		if o := offsets[tp]; o != nil {
+			o.CommitTimestamp = now
+			s.setLocked(group, tp, offsetEntry{Offset: *o, logOffset: result.BaseOffset + int64(i)})
+		} else {
+			delete(s.groups[group], tp)
+		}
+	}
+	if len(s.groups[group]) == 0 {
+		delete(s.groups, group)
+	}
+	return nil
+}
+
+// encodeBatch encodes records as one uncompressed magic-v2 batch with kmsg.
+func encodeBatch(records []kmsg.Record, timestamp int64) []byte {
+	var body []byte
+	for i := range records {
+		r := &records[i]
+		r.OffsetDelta = int32(i)
+		r.Length = int32(len(r.AppendTo(nil)) - 1) // the placeholder length 0 took one byte
+		body = r.AppendTo(body)
+	}
+	batch := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: int32(len(records) - 1), FirstTimestamp: timestamp, MaxTimestamp: timestamp,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(records)), Records: body}
+	out := batch.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
+}
+
+// Fetch returns a group's committed offset for a partition.
+func (s *OffsetStore) Fetch(group string, tp TopicPartition) (Offset, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.groups[group][tp]
+	return e.Offset, ok
+}
+
+// GroupOffsets returns every committed offset of a group.
+func (s *OffsetStore) GroupOffsets(group string) map[TopicPartition]Offset {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[TopicPartition]Offset, len(s.groups[group]))
+	for tp, e := range s.groups[group] {
+		out[tp] = e.Offset
+	}
+	return out
+}
+
+// Groups lists the groups with committed offsets.
+func (s *OffsetStore) Groups() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.groups))
+	for name := range s.groups {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// DeleteGroup deletes every committed offset of a group.
+func (s *OffsetStore) DeleteGroup(group string) error {
+	deletes := make(map[TopicPartition]*Offset)
+	for tp := range s.GroupOffsets(group) {
+		deletes[tp] = nil
+	}
+	return s.commit(group, deletes)
+}
+
+// OffsetCommit is one partition of an OffsetCommit request.
+type OffsetCommit struct {
+	TopicPartition
+	Offset
+}
+
+// CommitOffsets handles OffsetCommit with Kafka's rules: a commit with
+// generation -1 and no member id is a standalone consumer's, allowed while
+// the group has no members; otherwise the member must be in the group and
+// in its generation. During a join phase the current generation may still
+// commit (kafka-go commits at the end of every generation); while the
+// leader's assignment is awaited, REBALANCE_IN_PROGRESS.
+func (c *Coordinator) CommitOffsets(groupID, memberID string, instanceID *string, generation int32, commits []OffsetCommit) error {
+	if groupID == "" {
+		return fmt.Errorf("%w: the group id is empty", kerr.InvalidGroupID)
+	}
+	now := c.clock.Now()
+	c.mu.Lock()
+	g, ok := c.groups[groupID]
+	if !ok {
+		g = c.newGroup(groupID)
+		c.groups[groupID] = g
+	}
+	var err error
+	switch {
+	case generation < 0 && memberID == "" && len(g.members) == 0:
+	case generation < 0 && memberID == "":
+		err = fmt.Errorf("%w: group %q has active members; a standalone commit would race them", kerr.UnknownMemberID, groupID)
+	case g.state == StateCompletingRebalance:
+		err = kerr.RebalanceInProgress
+	default:
+		var m *member
+		_, m, err = c.memberLocked(groupID, memberID, instanceID, generation)
+		if err == nil {
+			m.lastHeartbeat = now
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	offsets := make(map[TopicPartition]*Offset, len(commits))
+	for i := range commits {
+		offsets[commits[i].TopicPartition] = &commits[i].Offset
+	}
+	return c.offsets.commit(groupID, offsets)
+}
+
+// FetchOffset returns a group's committed offset for a partition; -1 with
+// no error when nothing is committed, as clients expect.
+func (c *Coordinator) FetchOffset(groupID string, tp TopicPartition) Offset {
+	if o, ok := c.offsets.Fetch(groupID, tp); ok {
+		return o
+	}
+	return Offset{Offset: -1, LeaderEpoch: -1}
+}
+
+// GroupOffsets returns every committed offset of a group.
+func (c *Coordinator) GroupOffsets(groupID string) map[TopicPartition]Offset {
+	return c.offsets.GroupOffsets(groupID)
+}
+
+// DeleteOffsets deletes a group's committed offsets for partitions the
+// group is not consuming (OffsetDelete).
+func (c *Coordinator) DeleteOffsets(groupID string, tps []TopicPartition) error {
+	c.mu.Lock()
+	g, ok := c.groups[groupID]
+	busy := ok && g.state != StateEmpty && g.state != StateDead
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: group %q does not exist", kerr.GroupIDNotFound, groupID)
+	}
+	if busy {
+		return fmt.Errorf("%w: group %q has members; stop its consumers first", kerr.GroupSubscribedToTopic, groupID)
+	}
+	deletes := make(map[TopicPartition]*Offset, len(tps))
+	for _, tp := range tps {
+		deletes[tp] = nil
+	}
+	return c.offsets.commit(groupID, deletes)
+}
