@@ -27,6 +27,7 @@ import (
 
 	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
@@ -79,6 +80,11 @@ type Cluster struct {
 	clusterID      string
 	nextProducerID int64
 	producerIDEnd  int64 // ids below this are reserved in the metadata file
+
+	groups *group.Coordinator
+	// offsets is the internal __consumer_offsets log behind groups; it is
+	// not a topic clients see.
+	offsets *group.OffsetStore
 
 	stop chan struct{}
 	done chan struct{}
@@ -146,9 +152,23 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 		c.closeLogs()
 		return nil, err
 	}
+	offsetsConfig := settingsFor(nil, cfg.Log).log
+	offsetsConfig.RetentionAge, offsetsConfig.RetentionBytes = -1, -1 // live offsets must not expire with old segments
+	c.offsets, err = group.OpenOffsetStore(filepath.Join(cfg.DataDir, consumerOffsetsDir), storage.Options{Clock: clk, Logger: logger, Config: offsetsConfig})
+	if err != nil {
+		c.closeLogs()
+		return nil, fmt.Errorf("%s: %w", consumerOffsetsDir, err)
+	}
+	c.groups = group.NewCoordinator(clk, time.Duration(cfg.GroupInitialRebalanceDelayMs)*time.Millisecond, c.offsets)
 	go c.maintain()
 	return c, nil
 }
+
+// consumerOffsetsDir holds the group coordinator's offsets log.
+const consumerOffsetsDir = "__consumer_offsets-0"
+
+// Groups is the consumer group coordinator.
+func (c *Cluster) Groups() *group.Coordinator { return c.groups }
 
 func newClusterID() string {
 	var b [16]byte
@@ -290,6 +310,8 @@ func CheckTopicName(name string) error {
 		return fmt.Errorf("%w: topic name %q is not allowed", kerr.InvalidTopicException, name)
 	case len(name) > 249:
 		return fmt.Errorf("%w: topic name is %d characters, at most 249 are allowed", kerr.InvalidTopicException, len(name))
+	case name == "__consumer_offsets" || name == "__transaction_state":
+		return fmt.Errorf("%w: %q is an internal topic", kerr.InvalidTopicException, name)
 	case !legalTopicName.MatchString(name):
 		return fmt.Errorf("%w: topic name %q may contain only ASCII letters, digits, '.', '_' and '-'", kerr.InvalidTopicException, name)
 	}
@@ -476,16 +498,29 @@ func (c *Cluster) AllocateProducerID() (int64, error) {
 	return id, nil
 }
 
-// maintain runs retention and interval flushes for every log.
+// groupTickInterval is how often group sessions and join deadlines are
+// checked; Kafka's timers are about as fine.
+const groupTickInterval = 100 * time.Millisecond
+
+// maintain runs the group coordinator's timers, and retention and interval
+// flushes for every log.
 func (c *Cluster) maintain() {
 	defer close(c.done)
-	ticker := time.NewTicker(time.Duration(c.cfg.Log.CheckIntervalMs) * time.Millisecond)
-	defer ticker.Stop()
+	logTicker := time.NewTicker(time.Duration(c.cfg.Log.CheckIntervalMs) * time.Millisecond)
+	defer logTicker.Stop()
+	groupTicker := time.NewTicker(groupTickInterval)
+	defer groupTicker.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-ticker.C:
+		case <-groupTicker.C:
+			c.groups.Tick()
+			continue
+		case <-logTicker.C:
+		}
+		if err := c.offsets.Log().Maintain(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			c.logger.Error("offsets log maintenance", "err", err)
 		}
 		for _, t := range c.Topics() {
 			for _, p := range t.Partitions {
@@ -508,6 +543,9 @@ func (c *Cluster) closeLogs() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
+	if c.offsets != nil {
+		errs = append(errs, c.offsets.Close())
+	}
 	for _, t := range c.topics {
 		for _, p := range t.Partitions {
 			errs = append(errs, p.Log.Close())

@@ -40,6 +40,10 @@ type Config struct {
 	// (socket.request.max.bytes).
 	MaxRequestBytes int32 `yaml:"max_request_bytes"`
 
+	// GroupInitialRebalanceDelayMs is group.initial.rebalance.delay.ms: how
+	// long a new group waits for more members before its first generation.
+	GroupInitialRebalanceDelayMs int64 `yaml:"group_initial_rebalance_delay_ms"`
+
 	// Log defaults for topics (each can be overridden per topic).
 	Log LogDefaults `yaml:"log"`
 }
@@ -76,6 +80,8 @@ func Default() Config {
 		AutoCreateTopics:  true,
 		DefaultPartitions: 3,
 		MaxRequestBytes:   100 << 20,
+
+		GroupInitialRebalanceDelayMs: 3000,
 		Log: LogDefaults{
 			RetentionMs:        (7 * 24 * time.Hour).Milliseconds(),
 			RetentionBytes:     -1,
@@ -135,6 +141,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultPartitions < 1 {
 		return fieldError("default_partitions", c.DefaultPartitions, "must be at least 1")
+	}
+	if c.GroupInitialRebalanceDelayMs < 0 {
+		return fieldError("group_initial_rebalance_delay_ms", c.GroupInitialRebalanceDelayMs, "must be 0 or more")
 	}
 	if c.MaxRequestBytes < 1024 {
 		return fieldError("max_request_bytes", c.MaxRequestBytes, "must be at least 1024")

@@ -2,10 +2,10 @@
 // protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) as a state machine
 // per group, and committed offsets.
 //
-//	          first join                 all members joined,          leader's SyncGroup
-//	  Empty ─────────────> Preparing ───── or rebalance timeout ──> Completing ─────────────> Stable
-//	    ^                  Rebalance  <────────────────────────────  Rebalance  <───────────────┘
-//	    └── last member leaves / expires     member joins, leaves, expires, or changes protocols
+//	        first join                 all members joined,          leader's SyncGroup
+//	Empty ─────────────> Preparing ───── or rebalance timeout ──> Completing ─────────────> Stable
+//	  ^                  Rebalance  <────────────────────────────  Rebalance  <───────────────┘
+//	  └── last member leaves / expires     member joins, leaves, expires, or changes protocols
 //
 // It opens no sockets and reads time only from its clock: the server calls
 // Tick periodically, and tests move a manual clock and call Tick. Requests

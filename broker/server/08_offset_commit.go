@@ -1,0 +1,51 @@
+package server
+
+// OffsetCommit (key 8), v0–v9.
+//   v1: generation, member id, per-partition timestamp.
+//   v2: retention time (ignored: offsets of empty groups expire after
+//       the broker's offsets retention).
+//   v5: no retention time.
+//   v6: leader epoch.
+//   v7: group instance id.
+//   v8: flexible.
+//   v9: no change here.
+// The answer comes once the offsets are durable under the flush policy.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/group"
+)
+
+func init() { register(8, 0, 9, handleOffsetCommit) }
+
+func handleOffsetCommit(c *conn, req kmsg.Request) (kmsg.Response, error) {
+	r := req.(*kmsg.OffsetCommitRequest)
+	resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+	var commits []group.OffsetCommit
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			o := group.Offset{Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch}
+			if rp.Metadata != nil {
+				o.Metadata = *rp.Metadata
+			}
+			commits = append(commits, group.OffsetCommit{TopicPartition: group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, Offset: o})
+		}
+	}
+	generation, memberID := r.Generation, r.MemberID
+	if r.Version == 0 {
+		generation, memberID = -1, ""
+	}
+	code := errorCode(c.server.cluster.Groups().CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits))
+	for _, rt := range r.Topics {
+		topic := kmsg.NewOffsetCommitResponseTopic()
+		topic.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			partition := kmsg.NewOffsetCommitResponseTopicPartition()
+			partition.Partition, partition.ErrorCode = rp.Partition, code
+			topic.Partitions = append(topic.Partitions, partition)
+		}
+		resp.Topics = append(resp.Topics, topic)
+	}
+	return resp, nil
+}

@@ -1,0 +1,22 @@
+package server
+
+// DeleteGroups (key 42), v0–v2.
+//   v1: no change.
+//   v2: flexible.
+// Only empty groups can be deleted; their committed offsets go with them.
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+func init() { register(42, 0, 2, handleDeleteGroups) }
+
+func handleDeleteGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
+	r := req.(*kmsg.DeleteGroupsRequest)
+	resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, name := range r.Groups {
+		g := kmsg.NewDeleteGroupsResponseGroup()
+		g.Group = name
+		g.ErrorCode = errorCode(c.server.cluster.Groups().Delete(name))
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp, nil
+}
