@@ -20,8 +20,18 @@ func groupBroker(t *testing.T) *testBroker {
 	})
 }
 
-// produceKeyed writes n keyed records to topic with franz-go and waits.
+// produceKeyed writes n keyed records (values 0..n-1) to topic with
+// franz-go and waits.
 func produceKeyed(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	values := make([]string, n)
+	for i := range values {
+		values[i] = fmt.Sprint(i)
+	}
+	produceValues(t, addr, topic, values)
+}
+
+func produceValues(t *testing.T, addr, topic string, values []string) {
 	t.Helper()
 	ctx := testContext(t)
 	client, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
@@ -29,8 +39,8 @@ func produceKeyed(t *testing.T, addr, topic string, n int) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	for i := 0; i < n; i++ {
-		client.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprintf("order-%d", i%100)), Value: []byte(fmt.Sprint(i))}, func(_ *kgo.Record, err error) {
+	for i, v := range values {
+		client.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprintf("order-%d", i%100)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				t.Errorf("produce: %v", err)
 			}
