@@ -261,7 +261,7 @@ func TestCommitRulesAndDurability(t *testing.T) {
 	h := newHarness(t, 0)
 	ids, generation := h.stableGroup(2)
 	commit := func(member string, gen int32, offset int64) error {
-		return h.c.CommitOffsets("g", member, nil, gen, []OffsetCommit{{TopicPartition{"orders", 0}, Offset{Offset: offset}}})
+		return h.commit(member, gen, offset)
 	}
 	if err := commit(ids[0], generation, 10); err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func TestCommitRulesAndDurability(t *testing.T) {
 	if err := commit("stranger", generation, 11); !errors.Is(err, kerr.UnknownMemberID) {
 		t.Fatalf("unknown member: %v", err)
 	}
-	if err := h.c.CommitOffsets("g", "", nil, -1, []OffsetCommit{{TopicPartition{"orders", 0}, Offset{Offset: 99}}}); !errors.Is(err, kerr.UnknownMemberID) {
+	if err := h.commit("", -1, 99); !errors.Is(err, kerr.UnknownMemberID) {
 		t.Fatalf("standalone commit into an active group: %v", err)
 	}
 	// A new member starts a rebalance; the current generation may still
@@ -306,4 +306,13 @@ func TestCommitRulesAndDurability(t *testing.T) {
 	if o := h.c.FetchOffset("g", TopicPartition{"orders", 0}); o.Offset != -1 {
 		t.Fatalf("a deleted group's offset came back: %d", o.Offset)
 	}
+}
+
+// commit commits offset for orders-0 and waits until it is durable.
+func (h *harness) commit(member string, generation int32, offset int64) error {
+	finish, err := h.c.CommitOffsets("g", member, nil, generation, []OffsetCommit{{TopicPartition{"orders", 0}, Offset{Offset: offset}}})
+	if err != nil {
+		return err
+	}
+	return finish()
 }

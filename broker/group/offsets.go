@@ -161,8 +161,19 @@ func (s *OffsetStore) setLocked(group string, tp TopicPartition, e offsetEntry) 
 
 // commit writes offsets (nil entries delete) durably, then applies them.
 func (s *OffsetStore) commit(group string, offsets map[TopicPartition]*Offset) error {
+	finish, err := s.write(group, offsets)
+	if err != nil {
+		return err
+	}
+	return finish()
+}
+
+// write appends offsets (nil entries delete) to the log and returns the
+// step that waits until they are durable and then applies them. Callers
+// may append more meanwhile; the fsync is shared.
+func (s *OffsetStore) write(group string, offsets map[TopicPartition]*Offset) (func() error, error) {
 	if len(offsets) == 0 {
-		return nil
+		return func() error { return nil }, nil
 	}
 	now := s.clock.Now().UnixMilli()
 	keys := make([]TopicPartition, 0, len(offsets))
@@ -183,16 +194,30 @@ func (s *OffsetStore) commit(group string, offsets map[TopicPartition]*Offset) e
 		}
 		records = append(records, r)
 	}
-	result, err := s.log.Append(encodeBatch(records, now), storage.AppendOptions{Durable: true})
+	result, err := s.log.Append(encodeBatch(records, now), storage.AppendOptions{Durable: true, DeferDurability: true})
 	if err != nil {
-		return fmt.Errorf("%w: writing committed offsets: %v", kerr.CoordinatorNotAvailable, err)
+		return nil, fmt.Errorf("%w: writing committed offsets: %v", kerr.CoordinatorNotAvailable, err)
 	}
+	return func() error {
+		if result.DurableAt > 0 {
+			if err := s.log.WaitDurable(result.DurableAt); err != nil {
+				return fmt.Errorf("%w: making committed offsets durable: %v", kerr.CoordinatorNotAvailable, err)
+			}
+		}
+		s.apply(group, keys, offsets, result.BaseOffset, now)
+		return nil
+	}, nil
+}
+
+// apply records written offsets in memory; a later commit of the same
+// partition wins even when applied first.
+func (s *OffsetStore) apply(group string, keys []TopicPartition, offsets map[TopicPartition]*Offset, baseOffset, now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, tp := range keys {
 		if o := offsets[tp]; o != nil {
 			o.CommitTimestamp = now
-			s.setLocked(group, tp, offsetEntry{Offset: *o, logOffset: result.BaseOffset + int64(i)})
+			s.setLocked(group, tp, offsetEntry{Offset: *o, logOffset: baseOffset + int64(i)})
 		} else {
 			delete(s.groups[group], tp)
 		}
@@ -200,7 +225,6 @@ func (s *OffsetStore) commit(group string, offsets map[TopicPartition]*Offset) e
 	if len(s.groups[group]) == 0 {
 		delete(s.groups, group)
 	}
-	return nil
 }
 
 // encodeBatch encodes records as one uncompressed magic-v2 batch with kmsg.
@@ -272,9 +296,12 @@ type OffsetCommit struct {
 // in its generation. During a join phase the current generation may still
 // commit (kafka-go commits at the end of every generation); while the
 // leader's assignment is awaited, REBALANCE_IN_PROGRESS.
-func (c *Coordinator) CommitOffsets(groupID, memberID string, instanceID *string, generation int32, commits []OffsetCommit) error {
+//
+// The offsets are written before it returns; the returned step waits until
+// they are durable and makes them visible, and its error is the commit's.
+func (c *Coordinator) CommitOffsets(groupID, memberID string, instanceID *string, generation int32, commits []OffsetCommit) (func() error, error) {
 	if groupID == "" {
-		return fmt.Errorf("%w: the group id is empty", kerr.InvalidGroupID)
+		return nil, fmt.Errorf("%w: the group id is empty", kerr.InvalidGroupID)
 	}
 	now := c.clock.Now()
 	c.mu.Lock()
@@ -299,13 +326,13 @@ func (c *Coordinator) CommitOffsets(groupID, memberID string, instanceID *string
 	}
 	c.mu.Unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	offsets := make(map[TopicPartition]*Offset, len(commits))
 	for i := range commits {
 		offsets[commits[i].TopicPartition] = &commits[i].Offset
 	}
-	return c.offsets.commit(groupID, offsets)
+	return c.offsets.write(groupID, offsets)
 }
 
 // FetchOffset returns a group's committed offset for a partition; -1 with

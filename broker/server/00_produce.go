@@ -34,11 +34,12 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	case r.TransactionID != nil:
 		requestErr = fmt.Errorf("%w: transactions are not supported yet; produce without a transactional id", kerr.TransactionalIDAuthorizationFailed)
 	}
-	for _, rt := range r.Topics {
+	var durable []durableWait
+	for ti, rt := range r.Topics {
 		topic := kmsg.NewProduceResponseTopic()
 		topic.Topic = rt.Topic
 		t, topicErr := produceTopic(cl, rt.Topic)
-		for _, rp := range rt.Partitions {
+		for pi, rp := range rt.Partitions {
 			partition := kmsg.NewProduceResponseTopicPartition()
 			partition.Partition = rp.Partition
 			err := requestErr
@@ -46,7 +47,12 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 				err = topicErr
 			}
 			if err == nil {
-				err = appendPartition(t, rp, r.Acks, &partition)
+				var wait durableWait
+				wait, err = appendPartition(t, rp, r.Acks, &partition)
+				if wait.log != nil {
+					wait.topic, wait.partition = ti, pi
+					durable = append(durable, wait)
+				}
 			}
 			if err != nil {
 				partition.ErrorCode = errorCode(err)
@@ -61,7 +67,26 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	if r.Acks == 0 {
 		return nil, nil
 	}
+	if len(durable) > 0 {
+		// acks=all: the writer waits for the fsync; this connection's next
+		// request is read meanwhile and can share it.
+		c.deferFinish(func() {
+			for _, w := range durable {
+				if err := w.log.WaitDurable(w.offset); err != nil {
+					p := &resp.Topics[w.topic].Partitions[w.partition]
+					p.ErrorCode, p.ErrorMessage, p.BaseOffset = errorCode(err), errorMessage(err), -1
+				}
+			}
+		})
+	}
 	return resp, nil
+}
+
+// durableWait is an acks=all append whose fsync is still to come.
+type durableWait struct {
+	log              *storage.Log
+	offset           int64
+	topic, partition int // where its answer is in the response
 }
 
 func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
@@ -74,9 +99,9 @@ func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 	return nil, cl.UnknownTopicError(name)
 }
 
-func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) error {
+func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) (durableWait, error) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-		return fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, t.Name, len(t.Partitions), rp.Partition+1)
+		return durableWait{}, fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, t.Name, len(t.Partitions), rp.Partition+1)
 	}
 	err := storage.WalkBatchHeaders(rp.Records, func(h storage.BatchHeader) error {
 		if h.Size() > int(t.MaxMessageBytes()) {
@@ -89,17 +114,22 @@ func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, ack
 		return nil
 	})
 	if err != nil {
-		return err
+		return durableWait{}, err
 	}
-	result, err := t.Partitions[rp.Partition].Log.Append(rp.Records, storage.AppendOptions{
-		Durable:       acks == -1,
-		LogAppendTime: t.LogAppendTime(),
+	log := t.Partitions[rp.Partition].Log
+	result, err := log.Append(rp.Records, storage.AppendOptions{
+		Durable:         acks == -1,
+		DeferDurability: true,
+		LogAppendTime:   t.LogAppendTime(),
 	})
 	if err != nil {
-		return err
+		return durableWait{}, err
 	}
 	out.BaseOffset = result.BaseOffset
 	out.LogAppendTime = result.LogAppendTime
 	out.LogStartOffset = result.LogStartOffset
-	return nil
+	if result.DurableAt > 0 {
+		return durableWait{log: log, offset: result.DurableAt}, nil
+	}
+	return durableWait{}, nil
 }

@@ -36,16 +36,30 @@ func handleOffsetCommit(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	if r.Version == 0 {
 		generation, memberID = -1, ""
 	}
-	code := errorCode(c.server.cluster.Groups().CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits))
+	finish, err := c.server.cluster.Groups().CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits)
+	setCode := func(code int16) {
+		for ti := range resp.Topics {
+			for pi := range resp.Topics[ti].Partitions {
+				resp.Topics[ti].Partitions[pi].ErrorCode = code
+			}
+		}
+	}
 	for _, rt := range r.Topics {
 		topic := kmsg.NewOffsetCommitResponseTopic()
 		topic.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			partition := kmsg.NewOffsetCommitResponseTopicPartition()
-			partition.Partition, partition.ErrorCode = rp.Partition, code
+			partition.Partition = rp.Partition
 			topic.Partitions = append(topic.Partitions, partition)
 		}
 		resp.Topics = append(resp.Topics, topic)
 	}
+	if err != nil {
+		setCode(errorCode(err))
+		return resp, nil
+	}
+	// The writer waits for the offsets to be durable; the next commit on
+	// this connection is read meanwhile and shares the fsync.
+	c.deferFinish(func() { setCode(errorCode(finish())) })
 	return resp, nil
 }

@@ -23,17 +23,35 @@ const requestHeaderMinSize = 10
 // handles it and queues the response; its writer goroutine writes responses
 // in the order the requests came. Requests of one connection are handled one
 // at a time, in order, as Kafka does, so a producer's pipelined batches are
-// appended in the order it sent them.
+// appended in the order it sent them. A handler may leave the wait for
+// durability (acks=all, offset commits) to the writer: the reader goes on
+// to the next request, whose fsync can then be shared.
 type conn struct {
 	server    *Server
 	netConn   net.Conn
 	logger    *slog.Logger
-	responses chan []byte
+	responses chan pendingResponse
+	// finishLater is set by a handler during dispatch; reader goroutine only.
+	finishLater func()
 
 	mu       sync.Mutex
 	clientID string
 	stopped  bool
 }
+
+// pendingResponse is a response on its way to the writer.
+type pendingResponse struct {
+	header         requestHeader
+	resp           kmsg.Response
+	flexibleHeader bool
+	// finish, when set, runs on the writer before the response is encoded:
+	// it waits for durability and fills in the outcome.
+	finish func()
+}
+
+// deferFinish lets the handler being run complete its response on the
+// writer goroutine.
+func (c *conn) deferFinish(finish func()) { c.finishLater = finish }
 
 // requestHeader is Kafka's request header, v1 or v2.
 type requestHeader struct {
@@ -44,7 +62,7 @@ type requestHeader struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{server: s, netConn: nc, logger: s.logger.With("client", nc.RemoteAddr().String()), responses: make(chan []byte, 64)}
+	return &conn{server: s, netConn: nc, logger: s.logger.With("client", nc.RemoteAddr().String()), responses: make(chan pendingResponse, 64)}
 }
 
 // stopReading makes the reader stop after the request it is on.
@@ -76,11 +94,15 @@ func (c *conn) serve() {
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.netConn, 64<<10)
 	failed := false
-	for frame := range c.responses {
+	for pending := range c.responses {
+		if pending.finish != nil && !c.runFinish(pending) {
+			failed = true
+			_ = c.netConn.Close()
+		}
 		if failed {
 			continue // drain, so the reader never blocks
 		}
-		if _, err := w.Write(frame); err != nil {
+		if _, err := w.Write(encodeResponse(pending)); err != nil {
 			failed = true
 			_ = c.netConn.Close()
 			continue
@@ -134,6 +156,19 @@ func (c *conn) currentClientID() string {
 	return c.clientID
 }
 
+// runFinish runs a response's finish step; a panic there closes this
+// connection, never the broker.
+func (c *conn) runFinish(pending pendingResponse) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.logger.Error("closing connection: internal error completing a response", "api_key", pending.header.key, "err", p)
+			ok = false
+		}
+	}()
+	pending.finish()
+	return true
+}
+
 // handleFrame parses, handles and answers one request. A panic in a
 // handler closes this connection, never the broker.
 func (c *conn) handleFrame(body []byte) (err error) {
@@ -142,12 +177,15 @@ func (c *conn) handleFrame(body []byte) (err error) {
 			err = fmt.Errorf("internal error handling a request: %v", p)
 		}
 	}()
+	c.finishLater = nil
 	header, resp, flexibleHeader, err := c.dispatch(body)
 	if err != nil {
 		return err
 	}
 	if resp != nil {
-		c.send(header, resp, flexibleHeader)
+		c.responses <- pendingResponse{header: header, resp: resp, flexibleHeader: flexibleHeader, finish: c.finishLater}
+	} else if c.finishLater != nil {
+		c.finishLater() // nothing to answer, but the work must end
 	}
 	return nil
 }
@@ -195,17 +233,17 @@ func (c *conn) dispatch(body []byte) (requestHeader, kmsg.Response, bool, error)
 	return header, resp, resp.IsFlexible() && header.key != apiVersionsKey, nil
 }
 
-// send frames a response: size, correlation id, tagged fields when the
-// response header is v1 (flexible; never for ApiVersions), body.
-func (c *conn) send(header requestHeader, resp kmsg.Response, flexibleHeader bool) {
+// encodeResponse frames a response: size, correlation id, tagged fields
+// when the response header is v1 (flexible; never for ApiVersions), body.
+func encodeResponse(p pendingResponse) []byte {
 	frame := make([]byte, 8, 64)
-	binary.BigEndian.PutUint32(frame[4:], uint32(header.correlationID))
-	if flexibleHeader {
+	binary.BigEndian.PutUint32(frame[4:], uint32(p.header.correlationID))
+	if p.flexibleHeader {
 		frame = append(frame, 0)
 	}
-	frame = resp.AppendTo(frame)
+	frame = p.resp.AppendTo(frame)
 	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-	c.responses <- frame
+	return frame
 }
 
 // parseRequestHeaderStart reads the header fields common to v1 and v2; the

@@ -17,6 +17,10 @@ type AppendOptions struct {
 	// LogAppendTime stamps the batches with the broker's clock
 	// (message.timestamp.type=LogAppendTime).
 	LogAppendTime bool
+	// DeferDurability: with Durable, return once written instead of once
+	// durable; the caller waits with WaitDurable(result.DurableAt). A
+	// connection can then append its next requests while the fsync runs.
+	DeferDurability bool
 }
 
 // AppendResult tells where the batches went.
@@ -25,7 +29,11 @@ type AppendResult struct {
 	LastOffset int64
 	// Duplicate: an idempotent producer sent a batch the log already has;
 	// the offsets are the original ones and nothing was appended.
-	Duplicate      bool
+	Duplicate bool
+	// DurableAt is the offset WaitDurable must reach before the append
+	// counts as durable; 0 when the append needs no fsync (not Durable, or
+	// the flush policy acknowledges without one).
+	DurableAt      int64
 	LogAppendTime  int64 // milliseconds; -1 unless AppendOptions.LogAppendTime
 	LogStartOffset int64
 }
@@ -62,12 +70,20 @@ func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
 	l.notifyAppended()
 
 	if mustSync {
-		if err := l.syncTo(result.LastOffset + 1); err != nil {
-			return AppendResult{}, err
+		result.DurableAt = result.LastOffset + 1
+		if !opts.DeferDurability {
+			if err := l.syncTo(result.DurableAt); err != nil {
+				return AppendResult{}, err
+			}
 		}
 	}
 	return result, nil
 }
+
+// WaitDurable returns once every offset below offset is fsynced, sharing
+// fsyncs with other waiters (group commit). An error means the data may
+// not be durable; the log is then offline.
+func (l *Log) WaitDurable(offset int64) error { return l.syncTo(offset) }
 
 // appendLocked writes the batches and reports whether the caller must wait
 // for an fsync before answering.
