@@ -13,7 +13,7 @@ import (
 	"github.com/kqstack/kqstack/broker/config"
 )
 
-func groupBroker(t *testing.T) *testBroker {
+func groupBroker(t testing.TB) *testBroker {
 	return startBroker(t, func(c *config.Config) {
 		c.GroupInitialRebalanceDelayMs = 0
 		c.DefaultPartitions = 6
@@ -22,7 +22,7 @@ func groupBroker(t *testing.T) *testBroker {
 
 // produceKeyed writes n keyed records (values 0..n-1) to topic with
 // franz-go and waits.
-func produceKeyed(t *testing.T, addr, topic string, n int) {
+func produceKeyed(t testing.TB, addr, topic string, n int) {
 	t.Helper()
 	values := make([]string, n)
 	for i := range values {
@@ -31,7 +31,7 @@ func produceKeyed(t *testing.T, addr, topic string, n int) {
 	produceValues(t, addr, topic, values)
 }
 
-func produceValues(t *testing.T, addr, topic string, values []string) {
+func produceValues(t testing.TB, addr, topic string, values []string) {
 	t.Helper()
 	ctx := testContext(t)
 	client, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
