@@ -159,7 +159,8 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 		c.closeLogs()
 		return nil, fmt.Errorf("%s: %w", consumerOffsetsDir, err)
 	}
-	c.groups = group.NewCoordinator(clk, time.Duration(cfg.GroupInitialRebalanceDelayMs)*time.Millisecond, c.offsets)
+	c.groups = group.NewCoordinator(clk, time.Duration(cfg.GroupInitialRebalanceDelayMs)*time.Millisecond,
+		time.Duration(cfg.OffsetsRetentionMinutes)*time.Minute, c.offsets)
 	go c.maintain()
 	return c, nil
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// GroupInitialRebalanceDelayMs is group.initial.rebalance.delay.ms: how
 	// long a new group waits for more members before its first generation.
 	GroupInitialRebalanceDelayMs int64 `yaml:"group_initial_rebalance_delay_ms"`
+	// OffsetsRetentionMinutes is offsets.retention.minutes: committed
+	// offsets of a group that stays empty this long are deleted.
+	OffsetsRetentionMinutes int64 `yaml:"offsets_retention_minutes"`
 
 	// Log defaults for topics (each can be overridden per topic).
 	Log LogDefaults `yaml:"log"`
@@ -82,6 +85,7 @@ func Default() Config {
 		MaxRequestBytes:   100 << 20,
 
 		GroupInitialRebalanceDelayMs: 3000,
+		OffsetsRetentionMinutes:      7 * 24 * 60,
 		Log: LogDefaults{
 			RetentionMs:        (7 * 24 * time.Hour).Milliseconds(),
 			RetentionBytes:     -1,
@@ -144,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.GroupInitialRebalanceDelayMs < 0 {
 		return fieldError("group_initial_rebalance_delay_ms", c.GroupInitialRebalanceDelayMs, "must be 0 or more")
+	}
+	if c.OffsetsRetentionMinutes < 1 {
+		return fieldError("offsets_retention_minutes", c.OffsetsRetentionMinutes, "must be at least 1")
 	}
 	if c.MaxRequestBytes < 1024 {
 		return fieldError("max_request_bytes", c.MaxRequestBytes, "must be at least 1024")

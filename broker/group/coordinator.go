@@ -136,22 +136,27 @@ type group struct {
 	joinStarted      time.Time
 	initialDelay     bool
 	stateChangedTime time.Time
+	lastCommit       time.Time // of any offset; standalone consumers' offsets expire from it
 }
 
 // Coordinator runs every group of this broker.
 type Coordinator struct {
 	clock                 clock.Clock
 	initialRebalanceDelay time.Duration
+	offsetsRetention      time.Duration
 	offsets               *OffsetStore
+	lastExpiryCheck       time.Time // under mu
 
 	mu     sync.Mutex
 	groups map[string]*group
 }
 
 // NewCoordinator returns a coordinator whose committed offsets live in
-// offsets. initialRebalanceDelay is group.initial.rebalance.delay.ms.
-func NewCoordinator(clk clock.Clock, initialRebalanceDelay time.Duration, offsets *OffsetStore) *Coordinator {
-	c := &Coordinator{clock: clk, initialRebalanceDelay: initialRebalanceDelay, offsets: offsets, groups: make(map[string]*group)}
+// offsets. initialRebalanceDelay is group.initial.rebalance.delay.ms;
+// offsetsRetention is offsets.retention.minutes.
+func NewCoordinator(clk clock.Clock, initialRebalanceDelay, offsetsRetention time.Duration, offsets *OffsetStore) *Coordinator {
+	c := &Coordinator{clock: clk, initialRebalanceDelay: initialRebalanceDelay, offsetsRetention: offsetsRetention, offsets: offsets,
+		groups: make(map[string]*group), lastExpiryCheck: clk.Now()}
 	for _, name := range offsets.Groups() {
 		c.groups[name] = c.newGroup(name) // groups with offsets exist, empty
 	}
@@ -649,27 +654,64 @@ func (c *Coordinator) afterRemovalLocked(g *group, now time.Time) {
 	c.maybeCompleteJoinLocked(g, now)
 }
 
+// expiryCheckInterval is how often Tick looks for expired offsets.
+const expiryCheckInterval = time.Minute
+
 // Tick does the time-driven work as of the coordinator's clock: it ends
-// join phases whose deadline passed and removes members whose session
-// expired. The server calls it every few hundred milliseconds.
+// join phases whose deadline passed, removes members whose session
+// expired, and (once a minute) deletes the offsets of groups that stayed
+// empty for the offsets retention (KIP-211). The server calls it every
+// hundred milliseconds or so.
 func (c *Coordinator) Tick() {
 	now := c.clock.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.tickLocked(now)
+	var expired []string
+	if now.Sub(c.lastExpiryCheck) >= expiryCheckInterval {
+		c.lastExpiryCheck = now
+		expired = c.expiredGroupsLocked(now)
+	}
+	c.mu.Unlock()
+	for _, name := range expired {
+		_ = c.offsets.DeleteGroup(name) // a failure leaves them for the next check
+	}
+}
+
+// expiredGroupsLocked removes groups that have been empty, with no commit,
+// for the offsets retention, and returns their names.
+func (c *Coordinator) expiredGroupsLocked(now time.Time) []string {
+	var expired []string
+	for name, g := range c.groups {
+		if g.state != StateEmpty {
+			continue
+		}
+		idleSince := g.stateChangedTime
+		if g.lastCommit.After(idleSince) {
+			idleSince = g.lastCommit
+		}
+		if now.Sub(idleSince) > c.offsetsRetention {
+			delete(c.groups, name)
+			expired = append(expired, name)
+		}
+	}
+	return expired
+}
+
+func (c *Coordinator) tickLocked(now time.Time) {
 	for _, g := range c.groups {
 		for id, expires := range g.pending {
 			if now.After(expires) {
 				delete(g.pending, id)
 			}
 		}
-		expired := false
+		sessionExpired := false
 		for _, m := range g.members {
 			if m.joinWaiter == nil && now.Sub(m.lastHeartbeat) > m.sessionTimeout {
 				c.removeMemberLocked(g, m)
-				expired = true
+				sessionExpired = true
 			}
 		}
-		if expired {
+		if sessionExpired {
 			c.afterRemovalLocked(g, now)
 		}
 		c.maybeCompleteJoinLocked(g, now)

@@ -36,7 +36,7 @@ func (h *harness) open(initialDelay time.Duration) {
 		h.t.Fatal(err)
 	}
 	h.store = store
-	h.c = NewCoordinator(h.clock, initialDelay, store)
+	h.c = NewCoordinator(h.clock, initialDelay, 24*time.Hour, store)
 }
 
 func joinReq(memberID string) JoinRequest {
@@ -315,4 +315,44 @@ func (h *harness) commit(member string, generation int32, offset int64) error {
 		return err
 	}
 	return finish()
+}
+
+func TestOffsetsOfEmptyGroupsExpire(t *testing.T) {
+	h := newHarness(t, 0)
+	ids, generation := h.stableGroup(1)
+	if err := h.commit(ids[0], generation, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Leave("g", []LeaveMember{{MemberID: ids[0]}}); err != nil {
+		t.Fatal(err)
+	}
+	// Empty, but not for long enough: kept.
+	h.clock.Advance(23 * time.Hour)
+	h.c.Tick()
+	if o := h.c.FetchOffset("g", TopicPartition{"orders", 0}); o.Offset != 5 {
+		t.Fatalf("expired early: %d", o.Offset)
+	}
+	// A standalone commit restarts the clock.
+	if err := h.commit("", -1, 6); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(2 * time.Hour)
+	h.c.Tick()
+	if o := h.c.FetchOffset("g", TopicPartition{"orders", 0}); o.Offset != 6 {
+		t.Fatalf("expired despite a recent commit: %d", o.Offset)
+	}
+	h.clock.Advance(23 * time.Hour)
+	h.c.Tick()
+	if o := h.c.FetchOffset("g", TopicPartition{"orders", 0}); o.Offset != -1 {
+		t.Fatalf("not expired after the retention: %d", o.Offset)
+	}
+	if len(h.c.List(nil)) != 0 {
+		t.Fatal("the expired group is still listed")
+	}
+	// And the deletion is durable.
+	h.store.Close()
+	h.open(0)
+	if o := h.c.FetchOffset("g", TopicPartition{"orders", 0}); o.Offset != -1 {
+		t.Fatalf("expired offset came back after reopening: %d", o.Offset)
+	}
 }

@@ -324,6 +324,9 @@ func (c *Coordinator) CommitOffsets(groupID, memberID string, instanceID *string
 			m.lastHeartbeat = now
 		}
 	}
+	if err == nil {
+		g.lastCommit = now
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
