@@ -160,7 +160,28 @@ func NewCoordinator(clk clock.Clock, initialRebalanceDelay, offsetsRetention tim
 	for _, name := range offsets.Groups() {
 		c.groups[name] = c.newGroup(name) // groups with offsets exist, empty
 	}
+	for name, rec := range offsets.GroupRecords() {
+		g, ok := c.groups[name]
+		if !ok {
+			g = c.newGroup(name)
+			c.groups[name] = g
+		}
+		// Members rejoin after a restart; the generation goes on from
+		// where it was, so no old generation is ever valid again.
+		g.generation, g.protocolType = rec.Generation, rec.ProtocolType
+	}
 	return c
+}
+
+// recordGroupLocked writes the group's metadata at a new generation.
+func (c *Coordinator) recordGroupLocked(g *group) {
+	rec := GroupRecord{ProtocolType: g.protocolType, Generation: g.generation, Protocol: g.protocol, Leader: g.leader}
+	for _, m := range g.members {
+		rec.Members = append(rec.Members, MemberRecord{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
+			SessionTimeout: m.sessionTimeout, RebalanceTimeout: m.rebalanceTimeout, Subscription: m.metadataFor(g.protocol), Assignment: m.assignment})
+	}
+	sort.Slice(rec.Members, func(i, j int) bool { return rec.Members[i].MemberID < rec.Members[j].MemberID })
+	_ = c.offsets.WriteGroup(g.name, &rec) // best effort: see WriteGroup
 }
 
 func (c *Coordinator) newGroup(name string) *group {
@@ -408,6 +429,7 @@ func (c *Coordinator) maybeCompleteJoinLocked(g *group, now time.Time) {
 	if len(g.members) == 0 {
 		g.protocol, g.leader = "", ""
 		g.setState(StateEmpty, now)
+		c.recordGroupLocked(g)
 		return
 	}
 	g.protocol = g.selectProtocol()
@@ -532,6 +554,7 @@ func (c *Coordinator) Sync(req SyncRequest) <-chan SyncResult {
 				other.assignment = req.Assignments[id]
 			}
 			g.setState(StateStable, now)
+			c.recordGroupLocked(g)
 			for _, other := range g.members {
 				if other.syncWaiter != nil {
 					other.syncWaiter <- SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: other.assignment}

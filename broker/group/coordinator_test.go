@@ -298,6 +298,17 @@ func TestCommitRulesAndDurability(t *testing.T) {
 	if groups := h.c.List(nil); len(groups) != 1 || groups[0].State != StateEmpty {
 		t.Fatalf("groups after reopening: %+v", groups)
 	}
+	// The generation goes on from where it was.
+	rejoined := <-h.c.Join(joinReq(""))
+	if !errors.Is(rejoined.Err, kerr.MemberIDRequired) {
+		t.Fatal(rejoined.Err)
+	}
+	if r := <-h.c.Join(joinReq(rejoined.MemberID)); r.Generation <= generation {
+		t.Fatalf("generation %d after a restart, was %d", r.Generation, generation)
+	}
+	if _, err := h.c.Leave("g", []LeaveMember{{MemberID: rejoined.MemberID}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.c.Delete("g"); err != nil {
 		t.Fatal(err)
 	}

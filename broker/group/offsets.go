@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -42,6 +43,30 @@ type OffsetStore struct {
 
 	mu     sync.RWMutex
 	groups map[string]map[TopicPartition]offsetEntry
+	// metadata is the last group metadata record of each group.
+	metadata map[string]GroupRecord
+}
+
+// GroupRecord is a group's metadata as the offsets log keeps it (Kafka's
+// GroupMetadataValue), written at each new generation.
+type GroupRecord struct {
+	ProtocolType string
+	Generation   int32
+	Protocol     string
+	Leader       string
+	Members      []MemberRecord
+}
+
+// MemberRecord is one member in a GroupRecord.
+type MemberRecord struct {
+	MemberID         string
+	InstanceID       *string
+	ClientID         string
+	ClientHost       string
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
+	Subscription     []byte
+	Assignment       []byte
 }
 
 type offsetEntry struct {
@@ -59,7 +84,7 @@ func OpenOffsetStore(dir string, opts storage.Options) (*OffsetStore, error) {
 	if clk == nil {
 		clk = clock.System{}
 	}
-	s := &OffsetStore{log: log, clock: clk, groups: make(map[string]map[TopicPartition]offsetEntry)}
+	s := &OffsetStore{log: log, clock: clk, groups: make(map[string]map[TopicPartition]offsetEntry), metadata: make(map[string]GroupRecord)}
 	if err := s.replay(); err != nil {
 		_ = log.Close()
 		return nil, fmt.Errorf("replaying %s: %w", dir, err)
@@ -123,8 +148,12 @@ func (s *OffsetStore) applyRecord(r kmsg.Record, logOffset int64) {
 		return
 	}
 	version := int16(binary.BigEndian.Uint16(r.Key))
-	if version > 1 {
-		return // GroupMetadataKey
+	if version == 2 {
+		s.applyGroupRecord(r)
+		return
+	}
+	if version > 2 {
+		return
 	}
 	var key kmsg.OffsetCommitKey
 	if err := key.ReadFrom(r.Key); err != nil {
@@ -145,6 +174,80 @@ func (s *OffsetStore) applyRecord(r kmsg.Record, logOffset int64) {
 		return
 	}
 	s.setLocked(key.Group, tp, offsetEntry{Offset: Offset{Offset: value.Offset, LeaderEpoch: value.LeaderEpoch, Metadata: value.Metadata, CommitTimestamp: value.CommitTimestamp}, logOffset: logOffset})
+}
+
+func (s *OffsetStore) applyGroupRecord(r kmsg.Record) {
+	var key kmsg.GroupMetadataKey
+	if err := key.ReadFrom(r.Key); err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Value == nil {
+		delete(s.metadata, key.Group)
+		return
+	}
+	var value kmsg.GroupMetadataValue
+	if err := value.ReadFrom(r.Value); err != nil {
+		return
+	}
+	rec := GroupRecord{ProtocolType: value.ProtocolType, Generation: value.Generation}
+	if value.Protocol != nil {
+		rec.Protocol = *value.Protocol
+	}
+	if value.Leader != nil {
+		rec.Leader = *value.Leader
+	}
+	for _, m := range value.Members {
+		rec.Members = append(rec.Members, MemberRecord{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost,
+			SessionTimeout: time.Duration(m.SessionTimeoutMillis) * time.Millisecond, RebalanceTimeout: time.Duration(m.RebalanceTimeoutMillis) * time.Millisecond,
+			Subscription: m.Subscription, Assignment: m.Assignment})
+	}
+	s.metadata[key.Group] = rec
+}
+
+// GroupRecords returns the last metadata record of every group.
+func (s *OffsetStore) GroupRecords() map[string]GroupRecord {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]GroupRecord, len(s.metadata))
+	for name, rec := range s.metadata {
+		out[name] = rec
+	}
+	return out
+}
+
+// WriteGroup appends a group's metadata (nil: delete it) without waiting
+// for an fsync: it records the generation for tools and restarts, and a
+// lost record only means the group starts from an older generation.
+func (s *OffsetStore) WriteGroup(name string, rec *GroupRecord) error {
+	key := kmsg.GroupMetadataKey{Version: 2, Group: name}
+	r := kmsg.Record{Key: key.AppendTo(nil)}
+	now := s.clock.Now().UnixMilli()
+	if rec != nil {
+		value := kmsg.NewGroupMetadataValue()
+		value.Version, value.ProtocolType, value.Generation, value.CurrentStateTimestamp = 3, rec.ProtocolType, rec.Generation, now
+		value.Protocol, value.Leader = &rec.Protocol, &rec.Leader
+		for _, m := range rec.Members {
+			member := kmsg.NewGroupMetadataValueMember()
+			member.MemberID, member.InstanceID, member.ClientID, member.ClientHost = m.MemberID, m.InstanceID, m.ClientID, m.ClientHost
+			member.SessionTimeoutMillis, member.RebalanceTimeoutMillis = int32(m.SessionTimeout.Milliseconds()), int32(m.RebalanceTimeout.Milliseconds())
+			member.Subscription, member.Assignment = m.Subscription, m.Assignment
+			value.Members = append(value.Members, member)
+		}
+		r.Value = value.AppendTo(nil)
+	}
+	if _, err := s.log.Append(encodeBatch([]kmsg.Record{r}, now), storage.AppendOptions{}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec == nil {
+		delete(s.metadata, name)
+	} else {
+		s.metadata[name] = *rec
+	}
+	return nil
 }
 
 func (s *OffsetStore) setLocked(group string, tp TopicPartition, e offsetEntry) {
@@ -275,13 +378,16 @@ func (s *OffsetStore) Groups() []string {
 	return names
 }
 
-// DeleteGroup deletes every committed offset of a group.
+// DeleteGroup deletes every committed offset of a group, and its metadata.
 func (s *OffsetStore) DeleteGroup(group string) error {
 	deletes := make(map[TopicPartition]*Offset)
 	for tp := range s.GroupOffsets(group) {
 		deletes[tp] = nil
 	}
-	return s.commit(group, deletes)
+	if err := s.commit(group, deletes); err != nil {
+		return err
+	}
+	return s.WriteGroup(group, nil)
 }
 
 // OffsetCommit is one partition of an OffsetCommit request.
