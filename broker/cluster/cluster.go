@@ -154,6 +154,7 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 	}
 	offsetsConfig := settingsFor(nil, cfg.Log).log
 	offsetsConfig.RetentionAge, offsetsConfig.RetentionBytes = -1, -1 // live offsets must not expire with old segments
+	offsetsConfig.SegmentBytes = offsetsSegmentBytes
 	c.offsets, err = group.OpenOffsetStore(filepath.Join(cfg.DataDir, consumerOffsetsDir), storage.Options{Clock: clk, Logger: logger, Config: offsetsConfig})
 	if err != nil {
 		c.closeLogs()
@@ -167,6 +168,10 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 
 // consumerOffsetsDir holds the group coordinator's offsets log.
 const consumerOffsetsDir = "__consumer_offsets-0"
+
+// offsetsSegmentBytes is Kafka's offsets.topic.segment.bytes: small
+// segments let compaction free space.
+const offsetsSegmentBytes = 100 << 20
 
 // Groups is the consumer group coordinator.
 func (c *Cluster) Groups() *group.Coordinator { return c.groups }
@@ -522,6 +527,9 @@ func (c *Cluster) maintain() {
 		}
 		if err := c.offsets.Log().Maintain(); err != nil && !errors.Is(err, storage.ErrClosed) {
 			c.logger.Error("offsets log maintenance", "err", err)
+		}
+		if err := c.offsets.MaybeCompact(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			c.logger.Error("offsets log compaction", "err", err)
 		}
 		for _, t := range c.Topics() {
 			for _, p := range t.Partitions {

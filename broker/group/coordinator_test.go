@@ -367,3 +367,43 @@ func TestOffsetsOfEmptyGroupsExpire(t *testing.T) {
 		t.Fatalf("expired offset came back after reopening: %d", o.Offset)
 	}
 }
+
+func TestCompactionKeepsTheLiveOffsets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := storage.DefaultConfig()
+	cfg.SegmentBytes = 4096
+	opts := storage.Options{Clock: clock.NewManual(start), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg}
+	store, err := OpenOffsetStore(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCoordinator(opts.Clock, 0, 24*time.Hour, store)
+	for i := int64(0); i < 500; i++ {
+		finish, err := c.CommitOffsets("g", "", nil, -1, []OffsetCommit{{TopicPartition{"orders", int32(i % 3)}, Offset{Offset: i}}})
+		if err == nil {
+			err = finish()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := store.Log().Size()
+	if err := store.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if after := store.Log().Size(); after > before/4 {
+		t.Fatalf("log is %d bytes after compaction, was %d", after, before)
+	}
+	store.Close()
+	store, err = OpenOffsetStore(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c = NewCoordinator(opts.Clock, 0, 24*time.Hour, store)
+	for p, want := range []int64{498, 499, 497} {
+		if o := c.FetchOffset("g", TopicPartition{"orders", int32(p)}); o.Offset != want {
+			t.Fatalf("partition %d: %d after compaction and reopening, want %d", p, o.Offset, want)
+		}
+	}
+}

@@ -40,6 +40,9 @@ type Offset struct {
 type OffsetStore struct {
 	log   *storage.Log
 	clock clock.Clock
+	// writeMu orders appends against Compact, which must see every
+	// appended record in the log.
+	writeMu sync.Mutex
 
 	mu     sync.RWMutex
 	groups map[string]map[TopicPartition]offsetEntry
@@ -99,7 +102,12 @@ func (s *OffsetStore) Close() error { return s.log.Close() }
 func (s *OffsetStore) Log() *storage.Log { return s.log }
 
 func (s *OffsetStore) replay() error {
-	for offset := s.log.LogStartOffset(); offset < s.log.HighWatermark(); {
+	return s.replayInto(s.log.HighWatermark())
+}
+
+// replayInto applies the log from its start up to end.
+func (s *OffsetStore) replayInto(end int64) error {
+	for offset := s.log.LogStartOffset(); offset < end; {
 		data, err := s.log.Read(offset, 1<<20)
 		if err != nil {
 			return err
@@ -237,7 +245,10 @@ func (s *OffsetStore) WriteGroup(name string, rec *GroupRecord) error {
 		}
 		r.Value = value.AppendTo(nil)
 	}
-	if _, err := s.log.Append(encodeBatch([]kmsg.Record{r}, now), storage.AppendOptions{}); err != nil {
+	s.writeMu.Lock()
+	_, err := s.log.Append(encodeBatch([]kmsg.Record{r}, now), storage.AppendOptions{})
+	s.writeMu.Unlock()
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -297,7 +308,9 @@ func (s *OffsetStore) write(group string, offsets map[TopicPartition]*Offset) (f
 		}
 		records = append(records, r)
 	}
+	s.writeMu.Lock()
 	result, err := s.log.Append(encodeBatch(records, now), storage.AppendOptions{Durable: true, DeferDurability: true})
+	s.writeMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("%w: writing committed offsets: %v", kerr.CoordinatorNotAvailable, err)
 	}
@@ -328,6 +341,65 @@ func (s *OffsetStore) apply(group string, keys []TopicPartition, offsets map[Top
 	if len(s.groups[group]) == 0 {
 		delete(s.groups, group)
 	}
+}
+
+// compactionMinBytes: the log is not compacted below this size.
+const compactionMinBytes = 64 << 20
+
+// MaybeCompact compacts the log once it is large and mostly superseded
+// records.
+func (s *OffsetStore) MaybeCompact() error {
+	s.mu.RLock()
+	live := len(s.metadata)
+	for _, offsets := range s.groups {
+		live += len(offsets)
+	}
+	s.mu.RUnlock()
+	if size := s.log.Size(); size < compactionMinBytes || int64(live)*256 > size/4 {
+		return nil
+	}
+	return s.Compact()
+}
+
+// Compact rewrites the live records (the last one of each key) at the end
+// of the log, durably, then moves the log start to them so that the
+// segments before are deleted. It reads the state from the log itself,
+// holding writes back meanwhile: a commit appended but not yet applied in
+// memory is in the log and so in the rewrite.
+func (s *OffsetStore) Compact() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	fresh := &OffsetStore{log: s.log, clock: s.clock, groups: make(map[string]map[TopicPartition]offsetEntry), metadata: make(map[string]GroupRecord)}
+	if err := fresh.replayInto(s.log.HighWatermark()); err != nil {
+		return err
+	}
+	now := s.clock.Now().UnixMilli()
+	var records []kmsg.Record
+	for name, rec := range fresh.metadata {
+		key := kmsg.GroupMetadataKey{Version: 2, Group: name}
+		value := kmsg.NewGroupMetadataValue()
+		value.Version, value.ProtocolType, value.Generation, value.CurrentStateTimestamp = 3, rec.ProtocolType, rec.Generation, now
+		value.Protocol, value.Leader = &rec.Protocol, &rec.Leader
+		records = append(records, kmsg.Record{Key: key.AppendTo(nil), Value: value.AppendTo(nil)})
+	}
+	for name, offsets := range fresh.groups {
+		for tp, e := range offsets {
+			key := kmsg.OffsetCommitKey{Version: 1, Group: name, Topic: tp.Topic, Partition: tp.Partition}
+			value := kmsg.NewOffsetCommitValue()
+			value.Version, value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp = 3, e.Offset.Offset, e.LeaderEpoch, e.Metadata, e.CommitTimestamp
+			records = append(records, kmsg.Record{Key: key.AppendTo(nil), Value: value.AppendTo(nil)})
+		}
+	}
+	start := s.log.LogEndOffset()
+	for len(records) > 0 {
+		n := min(len(records), 1000)
+		if _, err := s.log.Append(encodeBatch(records[:n], now), storage.AppendOptions{Durable: true}); err != nil {
+			return err
+		}
+		records = records[n:]
+	}
+	_, err := s.log.DeleteRecords(start)
+	return err
 }
 
 // encodeBatch encodes records as one uncompressed magic-v2 batch with kmsg.
