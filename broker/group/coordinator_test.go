@@ -16,11 +16,12 @@ import (
 var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t     *testing.T
-	clock *clock.Manual
-	dir   string
-	c     *Coordinator
-	store *OffsetStore
+	leader string // set by stableGroup
+	t      *testing.T
+	clock  *clock.Manual
+	dir    string
+	c      *Coordinator
+	store  *OffsetStore
 }
 
 func newHarness(t *testing.T, initialDelay time.Duration) *harness {
@@ -117,6 +118,7 @@ func (h *harness) stableGroup(n int) ([]string, int32) {
 		}
 	}
 	generation, leader := results[0].Generation, results[0].LeaderID
+	h.leader = leader
 	assignments := map[string][]byte{}
 	for _, id := range ids {
 		assignments[id] = []byte("assigned-" + id)
@@ -405,5 +407,43 @@ func TestCompactionKeepsTheLiveOffsets(t *testing.T) {
 		if o := c.FetchOffset("g", TopicPartition{"orders", int32(p)}); o.Offset != want {
 			t.Fatalf("partition %d: %d after compaction and reopening, want %d", p, o.Offset, want)
 		}
+	}
+}
+
+func TestLeaderLeavesAndAnotherLeads(t *testing.T) {
+	h := newHarness(t, 0)
+	ids, generation := h.stableGroup(3)
+	d, _ := h.c.Describe("g")
+	if len(d.Members) != 3 {
+		t.Fatalf("%d members", len(d.Members))
+	}
+	leader := h.leader
+	if _, err := h.c.Leave("g", []LeaveMember{{MemberID: leader}}); err != nil {
+		t.Fatal(err)
+	}
+	var answers []<-chan JoinResult
+	for _, id := range ids {
+		if id != leader {
+			answers = append(answers, h.c.Join(joinReq(id)))
+		}
+	}
+	var leaders []string
+	for _, ch := range answers {
+		r := ready(t, ch)
+		if r.Err != nil || r.Generation <= generation {
+			t.Fatalf("after the leader left: %+v", r)
+		}
+		if len(r.Members) > 0 {
+			leaders = append(leaders, r.MemberID)
+			if len(r.Members) != 2 {
+				t.Fatalf("the new leader sees %d members", len(r.Members))
+			}
+		}
+		if r.LeaderID == leader {
+			t.Fatal("the departed member is still the leader")
+		}
+	}
+	if len(leaders) != 1 {
+		t.Fatalf("%d members got the member list, want exactly one leader", len(leaders))
 	}
 }

@@ -1,0 +1,110 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestGroupAdministration(t *testing.T) {
+	b := groupBroker(t)
+	const topic, groupID = "admin-orders", "admin-group"
+	produceKeyed(t, b.addr, topic, 60)
+	ctx := testContext(t)
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.ClientID("admin-test-consumer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumed := 0
+	for consumed < 60 {
+		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fetches := consumer.PollFetches(pollCtx)
+		cancel()
+		consumed += fetches.NumRecords()
+		if err := fetches.Err(); err != nil && pollCtx.Err() == nil {
+			t.Fatal(err)
+		}
+	}
+	if err := consumer.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	client, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	admin := kadm.NewClient(client)
+
+	listed, err := admin.ListGroups(ctx, "Stable")
+	if err != nil || len(listed) != 1 || listed[groupID].State != "Stable" {
+		t.Fatalf("stable groups: %v %+v", err, listed)
+	}
+	described, err := admin.DescribeGroups(ctx, groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := described[groupID]
+	if len(g.Members) != 1 || g.Members[0].ClientID != "admin-test-consumer" || g.Protocol == "" {
+		t.Fatalf("described: %+v", g)
+	}
+	if a, ok := g.Members[0].Assigned.AsConsumer(); !ok || len(a.Topics) != 1 || len(a.Topics[0].Partitions) != 6 {
+		t.Fatalf("assignment: %+v", g.Members[0].Assigned)
+	}
+	if l := lag(t, b.addr, groupID, topic); l != 0 {
+		t.Fatalf("lag %d", l)
+	}
+	deleted, err := admin.DeleteGroups(ctx, groupID)
+	if err != nil || !errors.Is(deleted[groupID].Err, kerr.NonEmptyGroup) {
+		t.Fatalf("deleting an active group: %v %+v", err, deleted)
+	}
+	offsetDeleted, err := admin.DeleteOffsets(ctx, groupID, kadm.TopicsSet{topic: {0: {}}})
+	if err == nil {
+		err = offsetDeleted.Error()
+	}
+	if !errors.Is(err, kerr.GroupSubscribedToTopic) {
+		t.Fatalf("deleting offsets of an active group: %v", err)
+	}
+
+	consumer.Close() // leaves the group
+	waitFor(t, "the group to be empty", 10*time.Second, func() bool {
+		d, _ := admin.DescribeGroups(ctx, groupID)
+		return d[groupID].State == "Empty"
+	})
+	offsetDeleted, err = admin.DeleteOffsets(ctx, groupID, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || offsetDeleted.Error() != nil {
+		t.Fatalf("OffsetDelete: %v %v", err, offsetDeleted.Error())
+	}
+	fetched, err := admin.FetchOffsets(ctx, groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fetched.Lookup(topic, 0); ok {
+		t.Fatal("partition 0's offset was not deleted")
+	}
+	if o, ok := fetched.Lookup(topic, 1); !ok || o.At <= 0 {
+		t.Fatalf("partition 1's offset: %+v %v", o, ok)
+	}
+	deleted, err = admin.DeleteGroups(ctx, groupID)
+	if err != nil || deleted[groupID].Err != nil {
+		t.Fatalf("DeleteGroups: %v %+v", err, deleted)
+	}
+	if listed, _ := admin.ListGroups(ctx); len(listed) != 0 {
+		t.Fatalf("groups after deleting: %+v", listed)
+	}
+	topics, err := admin.ListTopicsWithInternal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range topics {
+		if name != topic {
+			t.Fatalf("unexpected topic %q in Metadata", name)
+		}
+	}
+}
