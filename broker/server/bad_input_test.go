@@ -68,7 +68,7 @@ func expectClosed(t *testing.T, c net.Conn) {
 
 func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	b := startBroker(t, func(c *config.Config) { c.MaxRequestBytes = 1 << 20 })
-	healthy, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.AllowAutoTopicCreation())
+	healthy, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, b.addr)
+			c := dial(t, b.Addr)
 			if _, err := c.Write(tt.bytes); err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 func TestAPIVersionsFallbackAndAcksZero(t *testing.T) {
 	b := startBroker(t, nil)
 	t.Run("a newer ApiVersions gets the v0 answer with the ranges", func(t *testing.T) {
-		c := dial(t, b.addr)
+		c := dial(t, b.Addr)
 		req := kmsg.NewPtrApiVersionsRequest()
 		req.Version = 3
 		probe := frame(req, 7)
@@ -141,7 +141,7 @@ func TestAPIVersionsFallbackAndAcksZero(t *testing.T) {
 		}
 	})
 	t.Run("acks=0 produce gets no response", func(t *testing.T) {
-		c := dial(t, b.addr)
+		c := dial(t, b.Addr)
 		produce := kmsg.NewPtrProduceRequest()
 		produce.Version = 7
 		produce.Acks = 0

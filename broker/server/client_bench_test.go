@@ -14,7 +14,7 @@ import (
 func BenchmarkFranzGoProduce100B(b *testing.B) {
 	broker := startBroker(b, nil)
 	ctx := testContext(b)
-	client, err := kgo.NewClient(kgo.SeedBrokers(broker.addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("bench"),
+	client, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("bench"),
 		kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(time.Millisecond),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(1<<20))
 	if err != nil {
@@ -66,7 +66,7 @@ func BenchmarkFranzGoConsume100B(b *testing.B) {
 func benchmarkConsume(b *testing.B, codec kgo.CompressionCodec) {
 	broker := startBroker(b, nil)
 	ctx := testContext(b)
-	producer, err := kgo.NewClient(kgo.SeedBrokers(broker.addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("bench"),
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("bench"),
 		kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(1<<20),
 		kgo.ProducerBatchCompression(codec))
 	if err != nil {
@@ -80,7 +80,7 @@ func benchmarkConsume(b *testing.B, codec kgo.CompressionCodec) {
 	if err := producer.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(broker.addr), kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr), kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
 	if err != nil {
 		b.Fatal(err)

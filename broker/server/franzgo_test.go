@@ -16,7 +16,7 @@ func TestFranzGoIdempotentProduceAndConsume(t *testing.T) {
 	b := startBroker(t, func(c *config.Config) { c.DefaultPartitions = 3 })
 	ctx := testContext(t)
 	const topic, n = "orders", 1000
-	client, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.AllowAutoTopicCreation())
+	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestFranzGoIdempotentProduceAndConsume(t *testing.T) {
 		t.Fatal(err)
 	}
 	consumeAll := func(want int) map[string]int64 {
-		consumer, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		consumer, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func TestFranzGoIdempotentProduceAndConsume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.restart(t)
+	b.Restart(t)
 	after, err := admin.ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)

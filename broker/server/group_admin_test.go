@@ -14,9 +14,9 @@ import (
 func TestGroupAdministration(t *testing.T) {
 	b := groupBroker(t)
 	const topic, groupID = "admin-orders", "admin-group"
-	produceKeyed(t, b.addr, topic, 60)
+	produceKeyed(t, b.Addr, topic, 60)
 	ctx := testContext(t)
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.ClientID("admin-test-consumer"))
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestGroupAdministration(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	client, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestGroupAdministration(t *testing.T) {
 	if a, ok := g.Members[0].Assigned.AsConsumer(); !ok || len(a.Topics) != 1 || len(a.Topics[0].Partitions) != 6 {
 		t.Fatalf("assignment: %+v", g.Members[0].Assigned)
 	}
-	if l := lag(t, b.addr, groupID, topic); l != 0 {
+	if l := lag(t, b.Addr, groupID, topic); l != 0 {
 		t.Fatalf("lag %d", l)
 	}
 	deleted, err := admin.DeleteGroups(ctx, groupID)

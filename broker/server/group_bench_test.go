@@ -18,7 +18,7 @@ import (
 // durable (fsync, group commit) before it is answered.
 func BenchmarkOffsetCommit(b *testing.B) {
 	broker := groupBroker(b)
-	client, err := kgo.NewClient(kgo.SeedBrokers(broker.addr))
+	client, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,8 +68,8 @@ func BenchmarkOffsetCommit(b *testing.B) {
 // 100 ms, since a member learns of a rebalance from its heartbeat.
 func BenchmarkGroupSettle10(b *testing.B) {
 	broker := groupBroker(b)
-	produceKeyed(b, broker.addr, "settle", 60)
-	admin, err := kgo.NewClient(kgo.SeedBrokers(broker.addr))
+	produceKeyed(b, broker.Addr, "settle", 60)
+	admin, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func BenchmarkGroupSettle10(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var clients []*kgo.Client
 		for m := 0; m < 10; m++ {
-			c, err := kgo.NewClient(kgo.SeedBrokers(broker.addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics("settle"),
+			c, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics("settle"),
 				kgo.HeartbeatInterval(100*time.Millisecond), kgo.Balancers(kgo.RangeBalancer()))
 			if err != nil {
 				b.Fatal(err)

@@ -89,7 +89,7 @@ func TestFranzGoGroupConsumers(t *testing.T) {
 		t.Run(balancer.name, func(t *testing.T) {
 			b := groupBroker(t)
 			const topic, n = "franz-group", 3000
-			produceKeyed(t, b.addr, topic, n)
+			produceKeyed(t, b.Addr, topic, n)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			var mu sync.Mutex
@@ -99,7 +99,7 @@ func TestFranzGoGroupConsumers(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					client, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumerGroup("franz-"+balancer.name), kgo.ConsumeTopics(topic),
+					client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumerGroup("franz-"+balancer.name), kgo.ConsumeTopics(topic),
 						kgo.Balancers(balancer.b), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
 					if err != nil {
 						t.Error(err)
@@ -131,7 +131,7 @@ func TestFranzGoGroupConsumers(t *testing.T) {
 			if len(seen) != n {
 				t.Fatalf("consumed %d of %d records", len(seen), n)
 			}
-			if l := lag(t, b.addr, "franz-"+balancer.name, topic); l != 0 {
+			if l := lag(t, b.Addr, "franz-"+balancer.name, topic); l != 0 {
 				t.Fatalf("lag %d after consuming everything", l)
 			}
 		})

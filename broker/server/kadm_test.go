@@ -16,7 +16,7 @@ import (
 func TestKadmTopicAdministration(t *testing.T) {
 	b := startBroker(t, func(c *config.Config) { c.AutoCreateTopics = false })
 	ctx := testContext(t)
-	client, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestKadmTopicAdministration(t *testing.T) {
 		}
 	})
 	t.Run("unknown topic with auto-creation off", func(t *testing.T) {
-		producer, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(2*time.Second))
+		producer, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +180,7 @@ func TestKadmTopicAdministration(t *testing.T) {
 	})
 	t.Run("topic metadata survives a restart", func(t *testing.T) {
 		before, _ := admin.ListTopics(ctx, "payments")
-		b.restart(t)
+		b.Restart(t)
 		after, err := admin.ListTopics(ctx, "payments")
 		if err != nil {
 			t.Fatal(err)

@@ -48,7 +48,7 @@ func TestKafkaGoWriterAndReader(t *testing.T) {
 					t.Parallel()
 					topic := "kafkago-" + name
 					errs := make(chan error, 100)
-					w := &kafka.Writer{Addr: kafka.TCP(b.addr), Topic: topic, RequiredAcks: ack, Async: async,
+					w := &kafka.Writer{Addr: kafka.TCP(b.Addr), Topic: topic, RequiredAcks: ack, Async: async,
 						Compression: codec.codec, AllowAutoTopicCreation: true, BatchTimeout: 10 * time.Millisecond,
 						Completion: func(_ []kafka.Message, err error) {
 							if err != nil {
@@ -71,7 +71,7 @@ func TestKafkaGoWriterAndReader(t *testing.T) {
 					for err := range errs {
 						t.Fatal(err)
 					}
-					values := readN(t, b.addr, topic, 0, 50)
+					values := readN(t, b.Addr, topic, 0, 50)
 					if values[0] != "v0" || values[49] != "v49" {
 						t.Fatalf("read back %q ... %q", values[0], values[49])
 					}
@@ -92,7 +92,7 @@ func TestKqPusher(t *testing.T) {
 			if sync {
 				opts = append(opts, kq.WithSyncPush())
 			}
-			pusher := kq.NewPusher([]string{b.addr}, topic, opts...)
+			pusher := kq.NewPusher([]string{b.Addr}, topic, opts...)
 			// A sync push waits out kafka-go's 1 s batch timeout per message
 			// in go-queue v1.2.2 (a client limitation), so sync sends few.
 			n := 20
@@ -108,7 +108,7 @@ func TestKqPusher(t *testing.T) {
 			if err := pusher.Close(); err != nil {
 				t.Fatal(err)
 			}
-			values := readN(t, b.addr, topic, 0, n)
+			values := readN(t, b.Addr, topic, 0, n)
 			if want := fmt.Sprintf(`{"order":%d}`, n-1); values[n-1] != want {
 				t.Fatalf("last value %q, want %q", values[n-1], want)
 			}

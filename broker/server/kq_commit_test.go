@@ -74,7 +74,7 @@ func TestKqForceCommitFalse(t *testing.T) {
 	start := func(topic string, h *failingHandler) func() {
 		conf := kq.KqConf{
 			ServiceConf: service.ServiceConf{Name: "kq-test", Log: logx.LogConf{Mode: "console", Level: "severe"}},
-			Brokers:     []string{b.addr}, Group: topic, Topic: topic, Offset: "first",
+			Brokers:     []string{b.Addr}, Group: topic, Topic: topic, Offset: "first",
 			Conns: 1, Consumers: 1, Processors: 1, MinBytes: 1, MaxBytes: 1 << 20, ForceCommit: false,
 		}
 		q := kq.MustNewQueue(conf, h, kq.WithMaxWait(200*time.Millisecond), kq.WithCommitInterval(100*time.Millisecond))
@@ -83,11 +83,11 @@ func TestKqForceCommitFalse(t *testing.T) {
 	}
 	t.Run("a failed last record is not committed and comes back", func(t *testing.T) {
 		const topic = "kq-fail-last"
-		produceValues(t, b.addr, topic, []string{"0", "1", "2"})
+		produceValues(t, b.Addr, topic, []string{"0", "1", "2"})
 		h := &failingHandler{failOn: map[string]bool{"2": true}}
 		stop := start(topic, h)
 		waitFor(t, "three records handled", 30*time.Second, func() bool { return h.count() == 3 })
-		waitFor(t, "commit of the successes", 30*time.Second, func() bool { return committedOffset(t, b.addr, topic, topic) == 2 })
+		waitFor(t, "commit of the successes", 30*time.Second, func() bool { return committedOffset(t, b.Addr, topic, topic) == 2 })
 		stop()
 		again := &failingHandler{}
 		stop = start(topic, again)
@@ -99,10 +99,10 @@ func TestKqForceCommitFalse(t *testing.T) {
 	})
 	t.Run("a later success commits past a failure (kq's pitfall)", func(t *testing.T) {
 		const topic = "kq-fail-middle"
-		produceValues(t, b.addr, topic, []string{"0", "1", "2"})
+		produceValues(t, b.Addr, topic, []string{"0", "1", "2"})
 		h := &failingHandler{failOn: map[string]bool{"1": true}}
 		stop := start(topic, h)
 		defer stop()
-		waitFor(t, "the committed offset past the failure", 30*time.Second, func() bool { return committedOffset(t, b.addr, topic, topic) == 3 })
+		waitFor(t, "the committed offset past the failure", 30*time.Second, func() bool { return committedOffset(t, b.Addr, topic, topic) == 3 })
 	})
 }

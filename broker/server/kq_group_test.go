@@ -69,24 +69,24 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 func TestKqConsumerGroup(t *testing.T) {
 	b := groupBroker(t)
 	const topic, groupID = "kq-orders", "kq-group"
-	produceKeyed(t, b.addr, topic, 10000)
+	produceKeyed(t, b.Addr, topic, 10000)
 	h := &handled{count: make(map[string]int)}
-	members := []queue.MessageQueue{startKq(b.addr, topic, groupID, h), startKq(b.addr, topic, groupID, h), startKq(b.addr, topic, groupID, h)}
+	members := []queue.MessageQueue{startKq(b.Addr, topic, groupID, h), startKq(b.Addr, topic, groupID, h), startKq(b.Addr, topic, groupID, h)}
 	waitFor(t, "10,000 records handled by 3 members", 60*time.Second, func() bool { return h.distinct() == 10000 })
 
 	// One member stops: the others take its partitions; nothing is lost.
 	members[0].Stop()
-	produceKeyedFrom(t, b.addr, topic, 10000, 2000)
+	produceKeyedFrom(t, b.Addr, topic, 10000, 2000)
 	waitFor(t, "the records produced after a member left", 60*time.Second, func() bool { return h.distinct() == 12000 })
-	waitFor(t, "lag 0", 30*time.Second, func() bool { return lag(t, b.addr, groupID, topic) == 0 })
+	waitFor(t, "lag 0", 30*time.Second, func() bool { return lag(t, b.Addr, groupID, topic) == 0 })
 	members[1].Stop()
 	members[2].Stop()
 	handledBefore := h.total()
 
 	// The broker restarts; a new member resumes after the committed offsets.
-	b.restart(t)
-	produceKeyedFrom(t, b.addr, topic, 12000, 100)
-	members = []queue.MessageQueue{startKq(b.addr, topic, groupID, h)}
+	b.Restart(t)
+	produceKeyedFrom(t, b.Addr, topic, 12000, 100)
+	members = []queue.MessageQueue{startKq(b.Addr, topic, groupID, h)}
 	defer members[0].Stop()
 	waitFor(t, "the records produced after the restart", 60*time.Second, func() bool { return h.distinct() == 12100 })
 	time.Sleep(500 * time.Millisecond) // let any redelivery show

@@ -18,7 +18,7 @@ import (
 func TestProtocolDetails(t *testing.T) {
 	b := startBroker(t, func(c *config.Config) { c.Log.MaxMessageBytes = 4096 })
 	ctx := testContext(t)
-	client, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestProtocolDetails(t *testing.T) {
 		rp.Records = validBatch()
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		c := dial(t, b.addr)
+		c := dial(t, b.Addr)
 		if _, err := c.Write(frame(req, 5)); err != nil {
 			t.Fatal(err)
 		}

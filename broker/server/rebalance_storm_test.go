@@ -18,14 +18,14 @@ import (
 func TestRebalanceStorm(t *testing.T) {
 	b := groupBroker(t)
 	const topic, groupID = "storm", "storm-group"
-	produceKeyed(t, b.addr, topic, 10) // creates the topic with 6 partitions
+	produceKeyed(t, b.Addr, topic, 10) // creates the topic with 6 partitions
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	var seenMu sync.Mutex
 	seen := make(map[string]bool)
 	member := func(ctx context.Context) {
-		client, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
+		client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
 			kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.HeartbeatInterval(100*time.Millisecond))
 		if err != nil {
@@ -53,7 +53,7 @@ func TestRebalanceStorm(t *testing.T) {
 	produceDone := make(chan struct{})
 	go func() {
 		defer close(produceDone)
-		client, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.DefaultProduceTopic(topic))
+		client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.DefaultProduceTopic(topic))
 		if err != nil {
 			t.Error(err)
 			return
@@ -103,7 +103,7 @@ func TestRebalanceStorm(t *testing.T) {
 		defer seenMu.Unlock()
 		return int64(len(seen)) == produced.Load()
 	})
-	waitFor(t, "committed offsets to cover every record", 30*time.Second, func() bool { return lag(t, b.addr, groupID, topic) == 0 })
+	waitFor(t, "committed offsets to cover every record", 30*time.Second, func() bool { return lag(t, b.Addr, groupID, topic) == 0 })
 	steadyCancel()
 	wg.Wait()
 }

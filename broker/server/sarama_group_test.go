@@ -35,7 +35,7 @@ func (h *saramaHandler) count() int {
 func TestSaramaConsumerGroup(t *testing.T) {
 	b := groupBroker(t)
 	const topic, groupID, n = "sarama-group", "sarama-group", 2000
-	produceKeyed(t, b.addr, topic, n)
+	produceKeyed(t, b.Addr, topic, n)
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V3_0_0_0
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
@@ -45,7 +45,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for member := 0; member < 2; member++ {
-		group, err := sarama.NewConsumerGroup([]string{b.addr}, groupID, cfg)
+		group, err := sarama.NewConsumerGroup([]string{b.Addr}, groupID, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,15 +62,15 @@ func TestSaramaConsumerGroup(t *testing.T) {
 		}()
 	}
 	waitFor(t, "sarama to consume every record", 60*time.Second, func() bool { return h.count() == n })
-	waitFor(t, "lag 0", 30*time.Second, func() bool { return lag(t, b.addr, groupID, topic) == 0 })
+	waitFor(t, "lag 0", 30*time.Second, func() bool { return lag(t, b.Addr, groupID, topic) == 0 })
 	cancel()
 	wg.Wait()
 }
 
 func TestKcatConsumerGroup(t *testing.T) {
 	b := groupBroker(t)
-	produceKeyed(t, b.addr, "kcat-group", 500)
-	out := kcat(t, "", "-b", b.addr, "-G", "kcat-group", "-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=100",
+	produceKeyed(t, b.Addr, "kcat-group", 500)
+	out := kcat(t, "", "-b", b.Addr, "-G", "kcat-group", "-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=100",
 		"-e", "-f", "%s\n", "kcat-group")
 	lines := 0
 	for _, c := range out {
@@ -81,7 +81,7 @@ func TestKcatConsumerGroup(t *testing.T) {
 	if lines != 500 {
 		t.Fatalf("kcat -G consumed %d records, want 500", lines)
 	}
-	if l := lag(t, b.addr, "kcat-group", "kcat-group"); l != 0 {
+	if l := lag(t, b.Addr, "kcat-group", "kcat-group"); l != 0 {
 		t.Fatalf("lag %d after kcat -G", l)
 	}
 }

@@ -16,7 +16,7 @@ func TestSaramaSyncProducerAndConsumer(t *testing.T) {
 	cfg.Producer.Idempotent = true
 	cfg.Net.MaxOpenRequests = 1
 	cfg.Consumer.Return.Errors = true
-	producer, err := sarama.NewSyncProducer([]string{b.addr}, cfg)
+	producer, err := sarama.NewSyncProducer([]string{b.Addr}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestSaramaSyncProducerAndConsumer(t *testing.T) {
 			t.Fatalf("message %d went to partition %d offset %d", i, partition, offset)
 		}
 	}
-	consumer, err := sarama.NewConsumer([]string{b.addr}, cfg)
+	consumer, err := sarama.NewConsumer([]string{b.Addr}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,5 @@
+package event
+
+import "encoding/json"
+
+func jsonOf(e Event) ([]byte, error) { return json.Marshal(e) }
