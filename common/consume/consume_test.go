@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/zeromicro/go-queue/kq"
@@ -21,37 +17,8 @@ import (
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/common/event"
 	"github.com/kqstack/kqstack/common/push"
+	"github.com/kqstack/kqstack/common/redistest"
 )
-
-// startRedis runs a real redis-server on a free port for the test.
-func startRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed (apt-get install redis-server; .ci/run installs it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	client := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	t.Cleanup(func() { client.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for client.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return client
-}
 
 type recorder struct {
 	mu      sync.Mutex
@@ -99,7 +66,7 @@ func paymentEvent(t *testing.T, orderNo string) (event.Event, string) {
 
 func TestConsumerDedupRetriesAndDeadLetters(t *testing.T) {
 	b := brokertest.Start(t, nil)
-	rdb := startRedis(t)
+	rdb := redistest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic = "payments"
@@ -199,7 +166,7 @@ func TestConsumerDedupRetriesAndDeadLetters(t *testing.T) {
 }
 
 func TestRedisDedupClaims(t *testing.T) {
-	rdb := startRedis(t)
+	rdb := redistest.Start(t)
 	ctx := context.Background()
 	d := RedisDedup{Client: rdb, Prefix: "claims:", ClaimTTL: time.Second}
 	steps := []struct {
