@@ -2,8 +2,10 @@ package consume
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/zeromicro/go-queue/kq"
 	"github.com/zeromicro/go-zero/core/logx"
 	"github.com/zeromicro/go-zero/core/service"
+	_ "modernc.org/sqlite"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/common/event"
@@ -165,29 +168,52 @@ func TestConsumerDedupRetriesAndDeadLetters(t *testing.T) {
 	}
 }
 
-func TestRedisDedupClaims(t *testing.T) {
-	rdb := redistest.Start(t)
-	ctx := context.Background()
-	d := RedisDedup{Client: rdb, Prefix: "claims:", ClaimTTL: time.Second}
-	steps := []struct {
-		do   func() (Claim, error)
-		want Claim
-	}{
-		{func() (Claim, error) { return d.Begin(ctx, "e1") }, Claimed},
-		{func() (Claim, error) { return d.Begin(ctx, "e1") }, Busy},
-		{func() (Claim, error) { return Claimed, d.Abort(ctx, "e1") }, Claimed},
-		{func() (Claim, error) { return d.Begin(ctx, "e1") }, Claimed},
-		{func() (Claim, error) { return Claimed, d.Done(ctx, "e1") }, Claimed},
-		{func() (Claim, error) { return d.Begin(ctx, "e1") }, Applied},
-		{func() (Claim, error) { return Claimed, d.Abort(ctx, "e1") }, Claimed}, // does not undo Done
-		{func() (Claim, error) { return d.Begin(ctx, "e1") }, Applied},
+// TestDedupClaims runs the same claim sequence on both stores.
+func TestDedupClaims(t *testing.T) {
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "dedup.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, s := range steps {
-		got, err := s.do()
-		if err != nil || got != s.want {
-			t.Fatalf("step %d: %v, %v; want %v", i, got, err, s.want)
-		}
+	defer db.Close()
+	if _, err := db.Exec(SQLDedupSchema); err != nil {
+		t.Fatal(err)
 	}
+	stores := map[string]func(t *testing.T) Dedup{
+		"redis": func(t *testing.T) Dedup {
+			return RedisDedup{Client: redistest.Start(t), Prefix: "claims:", ClaimTTL: time.Second}
+		},
+		"sql": func(t *testing.T) Dedup { return SQLDedup{DB: db, ClaimTTL: time.Second} },
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			d := open(t)
+			ctx := context.Background()
+			steps := []struct {
+				do   func() (Claim, error)
+				want Claim
+			}{
+				{func() (Claim, error) { return d.Begin(ctx, "e1") }, Claimed},
+				{func() (Claim, error) { return d.Begin(ctx, "e1") }, Busy},
+				{func() (Claim, error) { return Claimed, d.Abort(ctx, "e1") }, Claimed},
+				{func() (Claim, error) { return d.Begin(ctx, "e1") }, Claimed},
+				{func() (Claim, error) { return Claimed, d.Done(ctx, "e1") }, Claimed},
+				{func() (Claim, error) { return d.Begin(ctx, "e1") }, Applied},
+				{func() (Claim, error) { return Claimed, d.Abort(ctx, "e1") }, Claimed}, // does not undo Done
+				{func() (Claim, error) { return d.Begin(ctx, "e1") }, Applied},
+				{func() (Claim, error) { return d.Begin(ctx, "e2") }, Claimed},
+				{func() (Claim, error) { time.Sleep(1100 * time.Millisecond); return d.Begin(ctx, "e2") }, Claimed}, // a stale claim is taken over
+			}
+			for i, s := range steps {
+				got, err := s.do()
+				if err != nil || got != s.want {
+					t.Fatalf("step %d: %v, %v; want %v", i, got, err, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigAndPermanent(t *testing.T) {
 	if _, err := New(Config{}, nil); err == nil {
 		t.Fatal("a consumer without Dedup and DeadLetter was accepted")
 	}
