@@ -445,13 +445,16 @@ func (c *Coordinator) maybeCompleteJoinLocked(g *group, now time.Time) {
 	}
 }
 
-func (g *group) firstMemberID() string {
+func (g *group) firstMemberID() string { return g.sortedMemberIDs()[0] }
+
+// sortedMemberIDs lists the member ids in a fixed order.
+func (g *group) sortedMemberIDs() []string {
 	ids := make([]string, 0, len(g.members))
 	for id := range g.members {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return ids[0]
+	return ids
 }
 
 // selectProtocol picks the protocol every member supports that the members
@@ -503,12 +506,7 @@ func containsString(values []string, v string) bool {
 func (g *group) joinResult(m *member) JoinResult {
 	r := JoinResult{MemberID: m.id, Generation: g.generation, ProtocolType: g.protocolType, Protocol: g.protocol, LeaderID: g.leader}
 	if m.id == g.leader {
-		ids := make([]string, 0, len(g.members))
-		for id := range g.members {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
+		for _, id := range g.sortedMemberIDs() {
 			other := g.members[id]
 			r.Members = append(r.Members, Member{MemberID: id, InstanceID: other.instanceID, Metadata: other.metadataFor(g.protocol)})
 		}
@@ -770,12 +768,7 @@ func (c *Coordinator) Describe(groupID string) (GroupDescription, bool) {
 		return GroupDescription{Group: groupID, State: StateDead}, false
 	}
 	d := GroupDescription{Group: g.name, State: g.state, ProtocolType: g.protocolType, Protocol: g.protocol}
-	ids := make([]string, 0, len(g.members))
-	for id := range g.members {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range g.sortedMemberIDs() {
 		m := g.members[id]
 		d.Members = append(d.Members, MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
 			Metadata: m.metadataFor(g.protocol), Assignment: m.assignment})
