@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/zeromicro/go-zero/core/logx"
+	"github.com/zeromicro/go-zero/core/service"
+	"github.com/zeromicro/go-zero/rest"
+
+	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/config"
+	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/common/event"
+	"github.com/kqstack/kqstack/common/push"
+)
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// post sends a JSON request and decodes the JSON answer into out.
+func post(t *testing.T, url string, body, out any) int {
+	t.Helper()
+	data, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestPaymentCallbackPublishesOnceThroughTheOutbox(t *testing.T) {
+	b := brokertest.Start(t, nil)
+	port := freePort(t)
+	c := config.Config{
+		RestConf: rest.RestConf{Host: "127.0.0.1", Port: port, Timeout: 10000,
+			ServiceConf: service.ServiceConf{Name: "payment-api-test", Log: logx.LogConf{Mode: "console", Level: "severe"}}},
+		PaymentEvents: push.Config{Brokers: []string{b.Addr}, Topic: event.TopicPaymentStatus, AllowAutoTopicCreation: true},
+	}
+	c.DB.Driver = "sqlite"
+	c.DB.DataSource = filepath.Join(t.TempDir(), "payment.db") + "?_pragma=busy_timeout(5000)"
+	c.Outbox.IntervalMs = 20
+	group := newServiceGroup(c)
+	go group.Start()
+	defer group.Stop()
+	base := fmt.Sprintf("http://127.0.0.1:%d/payment/v1", port)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(base + "/payments/none"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("payment-api did not start")
+		}
+	}
+
+	var created struct {
+		PaymentNo string `json:"payment_no"`
+	}
+	if code := post(t, base+"/payments", map[string]any{"order_no": "ORD1", "amount": 1999}, &created); code != 200 || created.PaymentNo == "" {
+		t.Fatalf("create: %d %+v", code, created)
+	}
+	if code := post(t, base+"/payments", map[string]any{"order_no": "ORD1", "amount": 0}, nil); code == 200 {
+		t.Fatal("a payment of 0 was accepted")
+	}
+	// The provider calls back three times: one change, one event.
+	changes := 0
+	for i := 0; i < 3; i++ {
+		var r struct {
+			Status  string `json:"status"`
+			Changed bool   `json:"changed"`
+		}
+		if code := post(t, base+"/callback", map[string]any{"payment_no": created.PaymentNo, "status": "paid"}, &r); code != 200 || r.Status != "paid" {
+			t.Fatalf("callback %d: %d %+v", i, code, r)
+		}
+		if r.Changed {
+			changes++
+		}
+	}
+	if changes != 1 {
+		t.Fatalf("%d status changes for 3 identical callbacks", changes)
+	}
+	if code := post(t, base+"/callback", map[string]any{"payment_no": created.PaymentNo, "status": "refunded"}, nil); code != 200 {
+		t.Fatalf("refund: %d", code)
+	}
+	if code := post(t, base+"/callback", map[string]any{"payment_no": created.PaymentNo, "status": "failed"}, nil); code == 200 {
+		t.Fatal("a refunded payment became failed")
+	}
+
+	// The outbox relay published exactly the two changes, in order, keyed
+	// by the order number.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumeTopics(event.TopicPaymentStatus), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	var statuses []event.PaymentStatus
+	for len(statuses) < 2 {
+		fetches := consumer.PollFetches(ctx)
+		if err := fetches.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			e, err := event.Decode(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p event.PaymentStatusChangedV1
+			if err := e.DecodePayload(&p); err != nil || string(r.Key) != "ORD1" || p.PaymentNo != created.PaymentNo {
+				t.Fatalf("event %+v key %q: %v", p, r.Key, err)
+			}
+			statuses = append(statuses, p.Status)
+		})
+	}
+	if statuses[0] != event.PaymentPaid || statuses[1] != event.PaymentRefunded {
+		t.Fatalf("events %v, want paid then refunded", statuses)
+	}
+	pollCtx, pollCancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer pollCancel()
+	if extra := consumer.PollFetches(pollCtx).NumRecords(); extra != 0 {
+		t.Fatalf("%d extra events published", extra)
+	}
+}
