@@ -51,5 +51,18 @@ func Transition(from, to State) error {
 	return fmt.Errorf("%w: %s -> %s", ErrIllegalTransition, from, to)
 }
 
+// From lists the states an order may move to to from.
+func From(to State) []State {
+	var states []State
+	for from, targets := range transitions {
+		for _, target := range targets {
+			if target == to {
+				states = append(states, from)
+			}
+		}
+	}
+	return states
+}
+
 // Final reports whether no transition leaves s.
 func (s State) Final() bool { return len(transitions[s]) == 0 }

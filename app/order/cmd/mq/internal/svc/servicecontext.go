@@ -1,0 +1,40 @@
+package svc
+
+import (
+	"database/sql"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+	"github.com/zeromicro/go-zero/core/logx"
+	_ "modernc.org/sqlite"
+
+	"github.com/kqstack/kqstack/app/order/cmd/mq/internal/config"
+	"github.com/kqstack/kqstack/app/order/model"
+	"github.com/kqstack/kqstack/common/consume"
+	"github.com/kqstack/kqstack/common/push"
+)
+
+type ServiceContext struct {
+	Config     config.Config
+	DB         *sql.DB
+	OrderModel model.OrderModel
+	Dedup      consume.Dedup
+	DeadLetter *push.Pusher
+}
+
+func NewServiceContext(c config.Config) *ServiceContext {
+	db, err := model.Open(c.DB.Driver, c.DB.DataSource)
+	logx.Must(err)
+	deadLetter, err := push.NewPusher(c.DeadLetter)
+	logx.Must(err)
+	s := &ServiceContext{Config: c, DB: db, OrderModel: model.OrderModel{DB: db}, DeadLetter: deadLetter}
+	if c.Redis.Addr != "" {
+		s.Dedup = consume.RedisDedup{Client: redis.NewClient(&redis.Options{Addr: c.Redis.Addr}), Prefix: c.Name + ":event:"}
+	} else {
+		logx.Infof("no Redis configured: idempotency keys are kept in the SQL table processed_events")
+		_, err := db.Exec(consume.SQLDedupSchema)
+		logx.Must(err)
+		s.Dedup = consume.SQLDedup{DB: db}
+	}
+	return s
+}
