@@ -1,0 +1,246 @@
+// Package e2e runs the order and payment services as the real binaries,
+// against a real broker and a real Redis, and drives them over HTTP.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/common/redistest"
+)
+
+type stack struct {
+	t        *testing.T
+	dir      string
+	bins     map[string]string
+	configs  map[string]string
+	procs    map[string]*exec.Cmd
+	orderURL string
+	payURL   string
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func newStack(t *testing.T) *stack {
+	b := brokertest.Start(t, nil)
+	rdb := redistest.Start(t)
+	s := &stack{t: t, dir: t.TempDir(), bins: map[string]string{}, configs: map[string]string{}, procs: map[string]*exec.Cmd{}}
+	for name, pkg := range map[string]string{"order-api": "app/order/cmd/api", "order-mq": "app/order/cmd/mq", "payment-api": "app/payment/cmd/api"} {
+		bin := filepath.Join(s.dir, name)
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/kqstack/kqstack/"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("building %s: %v\n%s", name, err, out)
+		}
+		s.bins[name] = bin
+	}
+	orderDB := filepath.Join(s.dir, "order.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+	orderPort, payPort := freePort(t), freePort(t)
+	s.orderURL = fmt.Sprintf("http://127.0.0.1:%d/order/v1", orderPort)
+	s.payURL = fmt.Sprintf("http://127.0.0.1:%d/payment/v1", payPort)
+	logConf := "Log:\n  Mode: console\n  Level: error\n"
+	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: sqlite\n  DataSource: %s\nCloseUnpaidAfter: 1h\n", orderPort, logConf, orderDB)
+	s.configs["payment-api"] = fmt.Sprintf("Name: payment-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: sqlite\n  DataSource: %s\nPaymentEvents:\n  Brokers: [%s]\n  Topic: payment-update-paystatus-topic\n  AllowAutoTopicCreation: true\nOutbox:\n  IntervalMs: 20\n",
+		payPort, logConf, filepath.Join(s.dir, "payment.db")+"?_pragma=busy_timeout(5000)", b.Addr)
+	s.configs["order-mq"] = fmt.Sprintf(`Name: order-mq
+%sDB:
+  Driver: sqlite
+  DataSource: %s
+PaymentUpdateStatusConf:
+  Name: payment-update-paystatus
+  Brokers: [%s]
+  Group: payment-update-paystatus-group
+  Topic: payment-update-paystatus-topic
+  Offset: first
+  Consumers: 1
+  Processors: 1
+  MinBytes: 1
+  ForceCommit: true
+DeadLetter:
+  Brokers: [%s]
+  Topic: payment-update-paystatus-topic.dlq
+  AllowAutoTopicCreation: true
+Redis:
+  Addr: %s
+CloseUnpaid:
+  CheckIntervalMs: 100
+`, logConf, orderDB, b.Addr, b.Addr, rdb.Options().Addr)
+	for name := range s.bins {
+		s.start(name)
+	}
+	s.waitHTTP(s.orderURL + "/orders/none")
+	s.waitHTTP(s.payURL + "/payments/none")
+	return s
+}
+
+func (s *stack) start(name string) {
+	config := filepath.Join(s.dir, name+".yaml")
+	if err := os.WriteFile(config, []byte(s.configs[name]), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(s.bins[name], "-f", config)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.procs[name] = cmd
+	s.t.Cleanup(func() { s.stop(name, syscall.SIGTERM) })
+}
+
+func (s *stack) stop(name string, sig syscall.Signal) {
+	cmd := s.procs[name]
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	_ = cmd.Wait()
+	delete(s.procs, name)
+}
+
+func (s *stack) waitHTTP(url string) {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s did not come up", url)
+		}
+	}
+}
+
+func (s *stack) call(method, url string, body, out any) {
+	s.t.Helper()
+	var reader *bytes.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		reader = bytes.NewReader(data)
+	} else {
+		reader = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, url, reader)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var msg bytes.Buffer
+		msg.ReadFrom(resp.Body)
+		s.t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, msg.String())
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// buy creates an order and a payment for it and reports the payment paid
+// (callbacks times); it returns the order number.
+func (s *stack) buy(callbacks int) (string, int) {
+	var order struct {
+		OrderNo string `json:"order_no"`
+	}
+	s.call("POST", s.orderURL+"/orders", map[string]any{"user_id": 7, "amount": 2500}, &order)
+	var payment struct {
+		PaymentNo string `json:"payment_no"`
+	}
+	s.call("POST", s.payURL+"/payments", map[string]any{"order_no": order.OrderNo, "amount": 2500}, &payment)
+	changes := 0
+	for i := 0; i < callbacks; i++ {
+		var r struct {
+			Changed bool `json:"changed"`
+		}
+		s.call("POST", s.payURL+"/callback", map[string]any{"payment_no": payment.PaymentNo, "status": "paid"}, &r)
+		if r.Changed {
+			changes++
+		}
+	}
+	return order.OrderNo, changes
+}
+
+func (s *stack) orderState(orderNo string) string {
+	var o struct {
+		State string `json:"state"`
+	}
+	s.call("GET", s.orderURL+"/orders/"+orderNo, nil, &o)
+	return o.State
+}
+
+func (s *stack) waitPaid(orderNo string, within time.Duration) time.Duration {
+	s.t.Helper()
+	start := time.Now()
+	for s.orderState(orderNo) != "paid" {
+		if time.Since(start) > within {
+			s.t.Fatalf("order %s is %s after %v", orderNo, s.orderState(orderNo), within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestOrderPaymentEndToEnd(t *testing.T) {
+	s := newStack(t)
+	t.Run("create order, pay, callback: the order is paid within 2s", func(t *testing.T) {
+		orderNo, changes := s.buy(1)
+		took := s.waitPaid(orderNo, 2*time.Second)
+		if changes != 1 {
+			t.Fatalf("%d changes", changes)
+		}
+		t.Logf("paid %v after the callback", took.Round(time.Millisecond))
+	})
+	t.Run("the same callback three times: one change", func(t *testing.T) {
+		orderNo, changes := s.buy(3)
+		s.waitPaid(orderNo, 2*time.Second)
+		if changes != 1 {
+			t.Fatalf("%d payment status changes for 3 callbacks", changes)
+		}
+		var list struct {
+			Orders []struct {
+				OrderNo string `json:"order_no"`
+			} `json:"orders"`
+		}
+		s.call("GET", s.orderURL+"/users/7/orders", nil, &list)
+		if len(list.Orders) != 2 || list.Orders[0].OrderNo != orderNo {
+			t.Fatalf("user 7's orders: %+v", list.Orders)
+		}
+	})
+	t.Run("order-mq killed and restarted: every payment applied", func(t *testing.T) {
+		s.stop("order-mq", syscall.SIGKILL)
+		var orders []string
+		for i := 0; i < 10; i++ {
+			orderNo, _ := s.buy(1)
+			orders = append(orders, orderNo)
+		}
+		if state := s.orderState(orders[0]); state != "wait-pay" {
+			t.Fatalf("an order was paid with order-mq down: %s", state)
+		}
+		s.start("order-mq")
+		// The killed member never left the group: as in Kafka, its
+		// partitions move only when its session times out (kafka-go's
+		// default, 30s, which kq v1.2.2 does not let us change).
+		for _, orderNo := range orders {
+			s.waitPaid(orderNo, 60*time.Second)
+		}
+	})
+}

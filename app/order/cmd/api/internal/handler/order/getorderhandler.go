@@ -1,0 +1,32 @@
+// Code scaffolded by goctl. Safe to edit.
+// goctl 1.9.2
+
+package order
+
+import (
+	"net/http"
+
+	"github.com/kqstack/kqstack/app/order/cmd/api/internal/logic/order"
+	"github.com/kqstack/kqstack/app/order/cmd/api/internal/svc"
+	"github.com/kqstack/kqstack/app/order/cmd/api/internal/types"
+	"github.com/zeromicro/go-zero/rest/httpx"
+)
+
+// get an order
+func GetOrderHandler(svcCtx *svc.ServiceContext) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req types.GetOrderReq
+		if err := httpx.Parse(r, &req); err != nil {
+			httpx.ErrorCtx(r.Context(), w, err)
+			return
+		}
+
+		l := order.NewGetOrderLogic(r.Context(), svcCtx)
+		resp, err := l.GetOrder(&req)
+		if err != nil {
+			httpx.ErrorCtx(r.Context(), w, err)
+		} else {
+			httpx.OkJsonCtx(r.Context(), w, resp)
+		}
+	}
+}
