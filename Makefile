@@ -6,12 +6,24 @@ TEST_FLAGS ?= -count=1 -timeout 15m
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: run test test-race bench fuzz fmt lint vet tools
+.PHONY: run run-broker build test test-race bench fuzz fmt lint vet tools
 
-# The broker on 127.0.0.1:9092 with its data in ./data (ignored by git).
-# Ctrl-C stops it cleanly. The go-zero services join it in a later issue.
-run: bin/kqbroker
+# The local stack on embedded defaults: kqbroker, payment-api, order-api and
+# order-mq, data in ./data (ignored by git); a demo walk-through, then it runs
+# until Ctrl-C.
+run: build
+	./deploy/run-local.sh
+
+# Only the broker, on 127.0.0.1:9092.
+run-broker: bin/kqbroker
 	./bin/kqbroker -config deploy/kqbroker.yaml
+
+build:
+	$(GO) build -o bin/kqbroker ./broker/cmd/kqbroker
+	$(GO) build -o bin/payment-api ./app/payment/cmd/api
+	$(GO) build -o bin/order-api ./app/order/cmd/api
+	$(GO) build -o bin/order-mq ./app/order/cmd/mq
+	$(GO) build -o bin/demo ./app/demo
 
 bin/kqbroker: $(shell find broker -name '*.go' -not -name '*_test.go') go.mod go.sum
 	$(GO) build -o $@ ./broker/cmd/kqbroker

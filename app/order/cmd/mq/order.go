@@ -22,7 +22,7 @@ var configFile = flag.String("f", "etc/order-mq.yaml", "the config file")
 func main() {
 	flag.Parse()
 	var c config.Config
-	conf.MustLoad(*configFile, &c)
+	conf.MustLoad(*configFile, &c, conf.UseEnv())
 	logx.Must(c.SetUp())
 	group := newServiceGroup(c)
 	defer group.Stop()
