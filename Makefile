@@ -30,7 +30,8 @@ bin/kqbroker: $(shell find broker -name '*.go' -not -name '*_test.go') go.mod go
 
 test: lint
 	@command -v kcat >/dev/null 2>&1 || echo "note: kcat is not installed, so the kcat tests will skip; apt-get install kcat (.ci/run does)"
-	@command -v redis-server >/dev/null 2>&1 || echo "note: redis-server is not installed, so the common/consume tests will skip; apt-get install redis-server (.ci/run does)"
+	@command -v redis-server >/dev/null 2>&1 || echo "note: redis-server is not installed, so the Redis tests will skip; apt-get install redis-server (.ci/run does)"
+	@command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || echo "note: MariaDB is not installed, so the MySQL-protocol end-to-end test will skip; apt-get install mariadb-server (.ci/run does)"
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 test-race:

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/common/mysqltest"
 	"github.com/kqstack/kqstack/common/redistest"
 )
 
@@ -38,7 +39,26 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func newStack(t *testing.T) *stack {
+// database is where the services keep their tables.
+type database struct {
+	driver               string
+	orderDSN, paymentDSN string
+}
+
+func sqliteDatabase(dir string) database {
+	return database{driver: "sqlite",
+		orderDSN:   filepath.Join(dir, "order.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)",
+		paymentDSN: filepath.Join(dir, "payment.db") + "?_pragma=busy_timeout(5000)"}
+}
+
+// mariaDBDatabase is one MariaDB database with deploy/sql's schemas, as in
+// docker compose.
+func mariaDBDatabase(t *testing.T) database {
+	dsn := mysqltest.Start(t, "kqstack", "../../deploy/sql/payment.sql", "../../deploy/sql/order.sql")
+	return database{driver: "mysql", orderDSN: dsn, paymentDSN: dsn}
+}
+
+func newStack(t *testing.T, db func(dir string) database) *stack {
 	b := brokertest.Start(t, nil)
 	rdb := redistest.Start(t)
 	s := &stack{t: t, dir: t.TempDir(), bins: map[string]string{}, configs: map[string]string{}, procs: map[string]*exec.Cmd{}}
@@ -50,18 +70,18 @@ func newStack(t *testing.T) *stack {
 		}
 		s.bins[name] = bin
 	}
-	orderDB := filepath.Join(s.dir, "order.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+	d := db(s.dir)
 	orderPort, payPort := freePort(t), freePort(t)
 	s.orderURL = fmt.Sprintf("http://127.0.0.1:%d/order/v1", orderPort)
 	s.payURL = fmt.Sprintf("http://127.0.0.1:%d/payment/v1", payPort)
 	logConf := "Log:\n  Mode: console\n  Level: error\n"
-	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: sqlite\n  DataSource: %s\nCloseUnpaidAfter: 1h\n", orderPort, logConf, orderDB)
-	s.configs["payment-api"] = fmt.Sprintf("Name: payment-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: sqlite\n  DataSource: %s\nPaymentEvents:\n  Brokers: [%s]\n  Topic: payment-update-paystatus-topic\n  AllowAutoTopicCreation: true\nOutbox:\n  IntervalMs: 20\n",
-		payPort, logConf, filepath.Join(s.dir, "payment.db")+"?_pragma=busy_timeout(5000)", b.Addr)
+	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nCloseUnpaidAfter: 1h\n", orderPort, logConf, d.driver, d.orderDSN)
+	s.configs["payment-api"] = fmt.Sprintf("Name: payment-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nPaymentEvents:\n  Brokers: [%s]\n  Topic: payment-update-paystatus-topic\n  AllowAutoTopicCreation: true\nOutbox:\n  IntervalMs: 20\n",
+		payPort, logConf, d.driver, d.paymentDSN, b.Addr)
 	s.configs["order-mq"] = fmt.Sprintf(`Name: order-mq
 %sDB:
-  Driver: sqlite
-  DataSource: %s
+  Driver: %s
+  DataSource: %q
 PaymentUpdateStatusConf:
   Name: payment-update-paystatus
   Brokers: [%s]
@@ -80,7 +100,7 @@ Redis:
   Addr: %s
 CloseUnpaid:
   CheckIntervalMs: 100
-`, logConf, orderDB, b.Addr, b.Addr, rdb.Options().Addr)
+`, logConf, d.driver, d.orderDSN, b.Addr, b.Addr, rdb.Options().Addr)
 	for name := range s.bins {
 		s.start(name)
 	}
@@ -200,7 +220,36 @@ func (s *stack) waitPaid(orderNo string, within time.Duration) time.Duration {
 }
 
 func TestOrderPaymentEndToEnd(t *testing.T) {
-	s := newStack(t)
+	s := newStack(t, sqliteDatabase)
+	paymentFlows(t, s)
+	t.Run("order-mq killed and restarted: every payment applied", func(t *testing.T) {
+		s.stop("order-mq", syscall.SIGKILL)
+		var orders []string
+		for i := 0; i < 10; i++ {
+			orderNo, _ := s.buy(1)
+			orders = append(orders, orderNo)
+		}
+		if state := s.orderState(orders[0]); state != "wait-pay" {
+			t.Fatalf("an order was paid with order-mq down: %s", state)
+		}
+		s.start("order-mq")
+		// The killed member never left the group: as in Kafka, its
+		// partitions move only when its session times out (kafka-go's
+		// default, 30s, which kq v1.2.2 does not let us change).
+		for _, orderNo := range orders {
+			s.waitPaid(orderNo, 60*time.Second)
+		}
+	})
+}
+
+// TestOrderPaymentEndToEndMariaDB runs the same flows with the services on
+// MariaDB (the MySQL protocol), with deploy/sql's schemas.
+func TestOrderPaymentEndToEndMariaDB(t *testing.T) {
+	s := newStack(t, func(string) database { return mariaDBDatabase(t) })
+	paymentFlows(t, s)
+}
+
+func paymentFlows(t *testing.T, s *stack) {
 	t.Run("create order, pay, callback: the order is paid within 2s", func(t *testing.T) {
 		orderNo, changes := s.buy(1)
 		took := s.waitPaid(orderNo, 2*time.Second)
@@ -223,24 +272,6 @@ func TestOrderPaymentEndToEnd(t *testing.T) {
 		s.call("GET", s.orderURL+"/users/7/orders", nil, &list)
 		if len(list.Orders) != 2 || list.Orders[0].OrderNo != orderNo {
 			t.Fatalf("user 7's orders: %+v", list.Orders)
-		}
-	})
-	t.Run("order-mq killed and restarted: every payment applied", func(t *testing.T) {
-		s.stop("order-mq", syscall.SIGKILL)
-		var orders []string
-		for i := 0; i < 10; i++ {
-			orderNo, _ := s.buy(1)
-			orders = append(orders, orderNo)
-		}
-		if state := s.orderState(orders[0]); state != "wait-pay" {
-			t.Fatalf("an order was paid with order-mq down: %s", state)
-		}
-		s.start("order-mq")
-		// The killed member never left the group: as in Kafka, its
-		// partitions move only when its session times out (kafka-go's
-		// default, 30s, which kq v1.2.2 does not let us change).
-		for _, orderNo := range orders {
-			s.waitPaid(orderNo, 60*time.Second)
 		}
 	})
 }
