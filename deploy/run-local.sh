@@ -37,13 +37,13 @@ wait_port() { # host port name
 start kqbroker ./bin/kqbroker -config deploy/kqbroker.yaml
 wait_port 127.0.0.1 9092 kqbroker
 
-export ORDER_MQ_REDIS=""
+export KQSTACK_REDIS=""
 if command -v redis-server >/dev/null 2>&1; then
 	start redis redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no --dir data
 	wait_port 127.0.0.1 6390 redis
-	export ORDER_MQ_REDIS=127.0.0.1:6390
+	export KQSTACK_REDIS=127.0.0.1:6390
 else
-	echo "redis-server is not installed: order-mq keeps idempotency keys in SQL (apt-get install redis-server to use Redis)"
+	echo "redis-server is not installed: the services keep idempotency keys and unpaid orders in SQL (apt-get install redis-server to use Redis)"
 fi
 
 start payment-api ./bin/payment-api -f app/payment/cmd/api/etc/payment-api.yaml

@@ -75,7 +75,7 @@ func newStack(t *testing.T, db func(dir string) database) *stack {
 	s.orderURL = fmt.Sprintf("http://127.0.0.1:%d/order/v1", orderPort)
 	s.payURL = fmt.Sprintf("http://127.0.0.1:%d/payment/v1", payPort)
 	logConf := "Log:\n  Mode: console\n  Level: error\n"
-	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nCloseUnpaidAfter: 1h\n", orderPort, logConf, d.driver, d.orderDSN)
+	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nCloseUnpaidAfter: 1h\nRedis:\n  Addr: %s\n", orderPort, logConf, d.driver, d.orderDSN, rdb.Options().Addr)
 	s.configs["payment-api"] = fmt.Sprintf("Name: payment-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nPaymentEvents:\n  Brokers: [%s]\n  Topic: payment-update-paystatus-topic\n  AllowAutoTopicCreation: true\nOutbox:\n  IntervalMs: 20\n",
 		payPort, logConf, d.driver, d.paymentDSN, b.Addr)
 	s.configs["order-mq"] = fmt.Sprintf(`Name: order-mq

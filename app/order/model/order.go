@@ -47,6 +47,9 @@ const SQLiteSchema = `CREATE TABLE IF NOT EXISTS orders (
 CREATE INDEX IF NOT EXISTS orders_user ON orders (user_id, created_at);
 CREATE INDEX IF NOT EXISTS orders_close ON orders (state, close_at)`
 
+// CloseUnpaidQueue is the Redis sorted set of orders to close when unpaid.
+const CloseUnpaidQueue = "order:close-unpaid"
+
 // OrderModel reads and writes orders.
 type OrderModel struct{ DB *sql.DB }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/kqstack/kqstack/app/order/domain"
 	"github.com/kqstack/kqstack/app/order/model"
 	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/common/delay"
 	"github.com/kqstack/kqstack/common/event"
 	"github.com/kqstack/kqstack/common/push"
 	"github.com/kqstack/kqstack/common/redistest"
@@ -52,6 +53,14 @@ func TestOrderMQ(t *testing.T) {
 		{OrderNo: "O-AFTER-POISON", UserID: 2, Amount: 100, CloseAt: now.Add(time.Hour).UnixMilli()},
 	} {
 		if err := orders.Insert(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Scheduled as order-api schedules them.
+	closeQueue := delay.Queue{Client: rdb, Key: model.CloseUnpaidQueue}
+	for _, orderNo := range []string{"O-UNPAID", "O-RACE"} {
+		o, _ := orders.FindOne(ctx, orderNo)
+		if err := closeQueue.Add(ctx, orderNo, time.UnixMilli(o.CloseAt)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,4 +15,9 @@ type Config struct {
 	// CloseUnpaidAfter is how long an order waits for payment before
 	// order-mq closes it.
 	CloseUnpaidAfter string `json:",default=30m"`
+	// Redis holds the close-unpaid delay queue; without Addr order-mq
+	// finds due orders by sweeping the orders table.
+	Redis struct {
+		Addr string `json:",optional"`
+	}
 }

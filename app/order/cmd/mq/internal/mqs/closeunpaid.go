@@ -12,8 +12,11 @@ import (
 )
 
 // CloseUnpaid expires orders still waiting for payment past their close
-// time. The expiry and a payment race in the database, where the
-// conditional UPDATE lets exactly one of them win.
+// time: with Redis, the ones order-api scheduled in the delay queue; and,
+// every sweepEvery checks (every check without Redis), any the orders table
+// shows overdue, which also catches a queue claim lost to a crash. The
+// expiry and a payment race in the database, where the conditional UPDATE
+// lets exactly one of them win.
 type CloseUnpaid struct {
 	svcCtx *svc.ServiceContext
 	ctx    context.Context
@@ -30,25 +33,47 @@ func (c *CloseUnpaid) Start() {
 	interval := time.Duration(c.svcCtx.Config.CloseUnpaid.CheckIntervalMs) * time.Millisecond
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	checks := 0
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-ticker.C:
 		}
-		if err := c.sweep(time.Now()); err != nil {
+		checks++
+		if err := c.check(time.Now(), checks); err != nil {
 			logx.Errorf("closing unpaid orders: %v", err)
 		}
 	}
 }
 
-func (c *CloseUnpaid) Stop() { c.cancel() }
+// sweepEvery: with a delay queue, the table is swept every this many checks.
+const sweepEvery = 60
 
-func (c *CloseUnpaid) sweep(now time.Time) error {
-	due, err := c.svcCtx.OrderModel.DueUnpaid(c.ctx, now, 100)
+func (c *CloseUnpaid) check(now time.Time, checks int) error {
+	q := c.svcCtx.CloseQueue
+	if q == nil || checks%sweepEvery == 0 {
+		due, err := c.svcCtx.OrderModel.DueUnpaid(c.ctx, now, 100)
+		if err != nil {
+			return err
+		}
+		if err := c.expire(due); err != nil {
+			return err
+		}
+	}
+	if q == nil {
+		return nil
+	}
+	due, err := q.Due(c.ctx, now, 100)
 	if err != nil {
 		return err
 	}
+	return c.expire(due)
+}
+
+func (c *CloseUnpaid) Stop() { c.cancel() }
+
+func (c *CloseUnpaid) expire(due []string) error {
 	for _, orderNo := range due {
 		err := c.svcCtx.OrderModel.Transition(c.ctx, orderNo, domain.Expired)
 		switch {

@@ -11,6 +11,7 @@ import (
 	"github.com/kqstack/kqstack/app/order/cmd/mq/internal/config"
 	"github.com/kqstack/kqstack/app/order/model"
 	"github.com/kqstack/kqstack/common/consume"
+	"github.com/kqstack/kqstack/common/delay"
 	"github.com/kqstack/kqstack/common/push"
 )
 
@@ -20,6 +21,8 @@ type ServiceContext struct {
 	OrderModel model.OrderModel
 	Dedup      consume.Dedup
 	DeadLetter *push.Pusher
+	// CloseQueue holds orders to close when unpaid; nil without Redis.
+	CloseQueue *delay.Queue
 }
 
 func NewServiceContext(c config.Config) *ServiceContext {
@@ -29,9 +32,11 @@ func NewServiceContext(c config.Config) *ServiceContext {
 	logx.Must(err)
 	s := &ServiceContext{Config: c, DB: db, OrderModel: model.OrderModel{DB: db}, DeadLetter: deadLetter}
 	if c.Redis.Addr != "" {
-		s.Dedup = consume.RedisDedup{Client: redis.NewClient(&redis.Options{Addr: c.Redis.Addr}), Prefix: c.Name + ":event:"}
+		client := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
+		s.Dedup = consume.RedisDedup{Client: client, Prefix: c.Name + ":event:"}
+		s.CloseQueue = &delay.Queue{Client: client, Key: model.CloseUnpaidQueue}
 	} else {
-		logx.Infof("no Redis configured: idempotency keys are kept in the SQL table processed_events")
+		logx.Infof("no Redis configured: idempotency keys are kept in the SQL table processed_events, and unpaid orders are found by sweeping the orders table")
 		_, err := db.Exec(consume.SQLDedupSchema)
 		logx.Must(err)
 		s.Dedup = consume.SQLDedup{DB: db}

@@ -39,5 +39,12 @@ func (l *CreateOrderLogic) CreateOrder(req *types.CreateOrderReq) (resp *types.C
 	if err := l.svcCtx.OrderModel.Insert(l.ctx, o); err != nil {
 		return nil, err
 	}
+	if q := l.svcCtx.CloseQueue; q != nil {
+		// The order is saved either way; order-mq's sweep closes it if
+		// scheduling fails.
+		if err := q.Add(l.ctx, o.OrderNo, time.UnixMilli(o.CloseAt)); err != nil {
+			l.Errorf("scheduling the close of order %s: %v; the sweep will close it", o.OrderNo, err)
+		}
+	}
 	return &types.CreateOrderResp{OrderNo: o.OrderNo}, nil
 }
