@@ -21,7 +21,7 @@ import (
 )
 
 type stack struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	bins     map[string]string
 	configs  map[string]string
@@ -30,7 +30,7 @@ type stack struct {
 	payURL   string
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,20 +45,25 @@ type database struct {
 	orderDSN, paymentDSN string
 }
 
+// sqliteOptions are the embedded default's: WAL, and commits that survive
+// a process crash (not a power loss) without an fsync each, as in
+// deploy's configs.
+const sqliteOptions = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+
 func sqliteDatabase(dir string) database {
 	return database{driver: "sqlite",
-		orderDSN:   filepath.Join(dir, "order.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)",
-		paymentDSN: filepath.Join(dir, "payment.db") + "?_pragma=busy_timeout(5000)"}
+		orderDSN:   filepath.Join(dir, "order.db") + sqliteOptions,
+		paymentDSN: filepath.Join(dir, "payment.db") + sqliteOptions}
 }
 
 // mariaDBDatabase is one MariaDB database with deploy/sql's schemas, as in
 // docker compose.
-func mariaDBDatabase(t *testing.T) database {
+func mariaDBDatabase(t testing.TB) database {
 	dsn := mysqltest.Start(t, "kqstack", "../../deploy/sql/payment.sql", "../../deploy/sql/order.sql")
 	return database{driver: "mysql", orderDSN: dsn, paymentDSN: dsn}
 }
 
-func newStack(t *testing.T, db func(dir string) database) *stack {
+func newStack(t testing.TB, db func(dir string) database) *stack {
 	b := brokertest.Start(t, nil)
 	rdb := redistest.Start(t)
 	s := &stack{t: t, dir: t.TempDir(), bins: map[string]string{}, configs: map[string]string{}, procs: map[string]*exec.Cmd{}}
@@ -76,7 +81,7 @@ func newStack(t *testing.T, db func(dir string) database) *stack {
 	s.payURL = fmt.Sprintf("http://127.0.0.1:%d/payment/v1", payPort)
 	logConf := "Log:\n  Mode: console\n  Level: error\n"
 	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nCloseUnpaidAfter: 1h\nRedis:\n  Addr: %s\n", orderPort, logConf, d.driver, d.orderDSN, rdb.Options().Addr)
-	s.configs["payment-api"] = fmt.Sprintf("Name: payment-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nPaymentEvents:\n  Brokers: [%s]\n  Topic: payment-update-paystatus-topic\n  AllowAutoTopicCreation: true\nOutbox:\n  IntervalMs: 20\n",
+	s.configs["payment-api"] = fmt.Sprintf("Name: payment-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nPaymentEvents:\n  Brokers: [%s]\n  Topic: payment-update-paystatus-topic\n  AllowAutoTopicCreation: true\nOutbox:\n  IntervalMs: 5\n",
 		payPort, logConf, d.driver, d.paymentDSN, b.Addr)
 	s.configs["order-mq"] = fmt.Sprintf(`Name: order-mq
 %sDB:

@@ -22,7 +22,7 @@ import (
 // Start returns the DSN of a fresh database with the given schema files
 // applied. The test is skipped, with the install command, when MariaDB is
 // not installed.
-func Start(t *testing.T, database string, schemaFiles ...string) string {
+func Start(t testing.TB, database string, schemaFiles ...string) string {
 	t.Helper()
 	install, err := exec.LookPath("mariadb-install-db")
 	if err != nil {

@@ -4,9 +4,10 @@
 // rolled back (no dual writes).
 //
 // Add inserts a row inside the caller's transaction. A Relay pushes rows in
-// id order with a synchronous acks=all Pusher and deletes each only after
-// the broker acknowledged it; when a push fails the round stops, so later
-// rows of the same key are not pushed ahead of it. A crash between the push
+// id order with a synchronous acks=all Pusher, a round's rows in one batch,
+// and deletes them only after the broker acknowledged all of them; when a
+// push fails the round stops and the rows stay, so later rows of the same
+// key are not pushed ahead of them. A crash between the push
 // and the delete pushes a row twice: consumers dedup by event id.
 //
 // The table (MySQL):
@@ -26,6 +27,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/zeromicro/go-zero/core/logx"
@@ -67,7 +69,9 @@ func Add(ctx context.Context, tx *sql.Tx, topic, key string, payload []byte) err
 
 // Pusher is what the relay pushes with (common/push.Pusher).
 type Pusher interface {
-	PushWithKey(ctx context.Context, key, v string) error
+	// PushBatch pushes messages in order and returns once the broker has
+	// every one, or an error.
+	PushBatch(ctx context.Context, keys, values []string) error
 }
 
 // Relay drains the outbox.
@@ -112,19 +116,43 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("outbox: reading: %w", err)
 	}
-	for i, x := range pending {
-		pusher, ok := r.Pushers[x.topic]
-		if !ok {
-			return i, fmt.Errorf("outbox: row %d is for topic %q, which has no pusher", x.id, x.topic)
+	published := 0
+	for len(pending) > 0 {
+		// The leading rows of one topic go in one push, in id order.
+		n := 1
+		for n < len(pending) && pending[n].topic == pending[0].topic {
+			n++
 		}
-		if err := pusher.PushWithKey(ctx, x.key, x.payload); err != nil {
-			return i, fmt.Errorf("outbox: row %d: %w", x.id, err)
+		if err := r.publish(ctx, pending[:n]); err != nil {
+			return published, err
 		}
-		if _, err := r.DB.ExecContext(ctx, "DELETE FROM outbox WHERE id = ?", x.id); err != nil {
-			return i, fmt.Errorf("outbox: deleting row %d after its push: %w", x.id, err)
-		}
+		published += n
+		pending = pending[n:]
 	}
-	return len(pending), nil
+	return published, nil
+}
+
+// publish pushes rows of one topic in one batch and, once the broker has
+// all of them, deletes exactly those rows (not "id <= last": a row with a
+// lower id can commit later).
+func (r *Relay) publish(ctx context.Context, rows []row) error {
+	pusher, ok := r.Pushers[rows[0].topic]
+	if !ok {
+		return fmt.Errorf("outbox: row %d is for topic %q, which has no pusher", rows[0].id, rows[0].topic)
+	}
+	keys, values := make([]string, len(rows)), make([]string, len(rows))
+	ids := make([]any, len(rows))
+	for i, x := range rows {
+		keys[i], values[i], ids[i] = x.key, x.payload, x.id
+	}
+	if err := pusher.PushBatch(ctx, keys, values); err != nil {
+		return fmt.Errorf("outbox: rows %d..%d: %w", rows[0].id, rows[len(rows)-1].id, err)
+	}
+	placeholders := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+	if _, err := r.DB.ExecContext(ctx, "DELETE FROM outbox WHERE id IN ("+placeholders+")", ids...); err != nil {
+		return fmt.Errorf("outbox: deleting rows %d..%d after their push: %w", rows[0].id, rows[len(rows)-1].id, err)
+	}
+	return nil
 }
 
 // Run drains the outbox until ctx ends, backing off while pushes fail.

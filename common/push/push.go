@@ -74,6 +74,21 @@ func (p *Pusher) PushMessage(ctx context.Context, key []byte, v string, headers 
 	return p.send(ctx, key, v, headers)
 }
 
+// PushBatch sends messages (keys[i], values[i]) in one call, in order, and
+// waits until the broker has all of them; messages of one partition keep
+// their order.
+func (p *Pusher) PushBatch(ctx context.Context, keys, values []string) error {
+	msgs := make([]kafka.Message, len(values))
+	for i := range values {
+		msgs[i] = kafka.Message{Key: []byte(keys[i]), Value: []byte(values[i])}
+		otel.GetTextMapPropagator().Inject(ctx, headerCarrier{&msgs[i]})
+	}
+	if err := p.writer.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("push %d messages to %s: %w", len(msgs), p.topic, err)
+	}
+	return nil
+}
+
 func (p *Pusher) send(ctx context.Context, key []byte, v string, headers []kafka.Header) error {
 	msg := kafka.Message{Key: key, Value: []byte(v), Headers: headers}
 	otel.GetTextMapPropagator().Inject(ctx, headerCarrier{&msg})

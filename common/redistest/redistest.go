@@ -16,7 +16,7 @@ import (
 
 // Start returns a client of a fresh redis-server. The test is skipped, with
 // the install command, when redis-server is not installed.
-func Start(t *testing.T) *redis.Client {
+func Start(t testing.TB) *redis.Client {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
