@@ -13,11 +13,12 @@
 // The table (MySQL):
 //
 //	CREATE TABLE outbox (
-//	  id         BIGINT AUTO_INCREMENT PRIMARY KEY,
-//	  topic      VARCHAR(255) NOT NULL,
-//	  msg_key    VARCHAR(255) NOT NULL,
-//	  payload    MEDIUMTEXT   NOT NULL,
-//	  created_at BIGINT       NOT NULL
+//	  id          BIGINT AUTO_INCREMENT PRIMARY KEY,
+//	  topic       VARCHAR(255) NOT NULL,
+//	  msg_key     VARCHAR(255) NOT NULL,
+//	  payload     MEDIUMTEXT   NOT NULL,
+//	  traceparent VARCHAR(64)  NULL,     -- the writer's trace, carried to the consumer
+//	  created_at  BIGINT       NOT NULL
 //	);
 //
 // SQLite uses INTEGER PRIMARY KEY AUTOINCREMENT for id; see Schema.
@@ -31,6 +32,10 @@ import (
 	"time"
 
 	"github.com/zeromicro/go-zero/core/logx"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/kqstack/kqstack/common/push"
 )
 
 // Dialect names the SQL flavour for Schema.
@@ -50,17 +55,25 @@ func Schema(d Dialect) string {
 	}
 	return `CREATE TABLE IF NOT EXISTS outbox (
   ` + id + `,
-  topic      VARCHAR(255) NOT NULL,
-  msg_key    VARCHAR(255) NOT NULL,
-  payload    ` + payload + ` NOT NULL,
-  created_at BIGINT NOT NULL
+  topic       VARCHAR(255) NOT NULL,
+  msg_key     VARCHAR(255) NOT NULL,
+  payload     ` + payload + ` NOT NULL,
+  traceparent VARCHAR(64)  NULL,
+  created_at  BIGINT NOT NULL
 )`
 }
 
-// Add records an event to publish, inside the caller's transaction.
+// Add records an event to publish, inside the caller's transaction, with
+// the caller's trace context (W3C traceparent) for the message headers.
 func Add(ctx context.Context, tx *sql.Tx, topic, key string, payload []byte) error {
-	_, err := tx.ExecContext(ctx, "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES (?, ?, ?, ?)",
-		topic, key, string(payload), time.Now().UnixMilli())
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	var traceparent any
+	if tp := carrier.Get("traceparent"); tp != "" {
+		traceparent = tp
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO outbox (topic, msg_key, payload, traceparent, created_at) VALUES (?, ?, ?, ?, ?)",
+		topic, key, string(payload), traceparent, time.Now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
@@ -71,7 +84,7 @@ func Add(ctx context.Context, tx *sql.Tx, topic, key string, payload []byte) err
 type Pusher interface {
 	// PushBatch pushes messages in order and returns once the broker has
 	// every one, or an error.
-	PushBatch(ctx context.Context, keys, values []string) error
+	PushBatch(ctx context.Context, messages []push.Message) error
 }
 
 // Relay drains the outbox.
@@ -86,9 +99,10 @@ type Relay struct {
 }
 
 type row struct {
-	id         int64
-	topic, key string
-	payload    string
+	id          int64
+	topic, key  string
+	payload     string
+	traceparent sql.NullString
 }
 
 // RunOnce pushes up to Batch rows in id order, deleting each once the
@@ -99,14 +113,14 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if batch <= 0 {
 		batch = 100
 	}
-	rows, err := r.DB.QueryContext(ctx, "SELECT id, topic, msg_key, payload FROM outbox ORDER BY id LIMIT ?", batch)
+	rows, err := r.DB.QueryContext(ctx, "SELECT id, topic, msg_key, payload, traceparent FROM outbox ORDER BY id LIMIT ?", batch)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: reading: %w", err)
 	}
 	var pending []row
 	for rows.Next() {
 		var x row
-		if err := rows.Scan(&x.id, &x.topic, &x.key, &x.payload); err != nil {
+		if err := rows.Scan(&x.id, &x.topic, &x.key, &x.payload, &x.traceparent); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("outbox: reading: %w", err)
 		}
@@ -140,12 +154,16 @@ func (r *Relay) publish(ctx context.Context, rows []row) error {
 	if !ok {
 		return fmt.Errorf("outbox: row %d is for topic %q, which has no pusher", rows[0].id, rows[0].topic)
 	}
-	keys, values := make([]string, len(rows)), make([]string, len(rows))
+	messages := make([]push.Message, len(rows))
 	ids := make([]any, len(rows))
 	for i, x := range rows {
-		keys[i], values[i], ids[i] = x.key, x.payload, x.id
+		messages[i] = push.Message{Key: x.key, Value: x.payload}
+		if x.traceparent.Valid {
+			messages[i].Headers = map[string]string{"traceparent": x.traceparent.String}
+		}
+		ids[i] = x.id
 	}
-	if err := pusher.PushBatch(ctx, keys, values); err != nil {
+	if err := pusher.PushBatch(ctx, messages); err != nil {
 		return fmt.Errorf("outbox: rows %d..%d: %w", rows[0].id, rows[len(rows)-1].id, err)
 	}
 	placeholders := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")

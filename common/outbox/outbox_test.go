@@ -5,10 +5,14 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
@@ -63,6 +67,21 @@ func TestRelayDrainsInOrderAndSurvivesABrokerRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
+	// A row written inside a traced request carries its trace.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	traced := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled}))
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Add(traced, tx, "orders", "order-traced", []byte("traced")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	addInTx(t, db, 0, 30, false)
 	addInTx(t, db, 1000, 5, true) // rolled back: never published
 	for {
@@ -94,12 +113,22 @@ func TestRelayDrainsInOrderAndSurvivesABrokerRestart(t *testing.T) {
 	defer consumer.Close()
 	seen := map[string]bool{}
 	last := map[string]int{}
-	for len(seen) < 40 {
+	for len(seen) < 41 {
 		fetches := consumer.PollFetches(ctx)
 		if err := fetches.Err(); err != nil {
 			t.Fatal(err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
+			if string(r.Value) == "traced" {
+				seen["traced"] = true
+				for _, h := range r.Headers {
+					if h.Key == "traceparent" && strings.Contains(string(h.Value), traceID.String()) {
+						return
+					}
+				}
+				t.Errorf("the traced row lost its trace: %v", r.Headers)
+				return
+			}
 			var n int
 			fmt.Sscan(string(r.Value), &n)
 			if n >= 1000 {

@@ -74,14 +74,23 @@ func (p *Pusher) PushMessage(ctx context.Context, key []byte, v string, headers 
 	return p.send(ctx, key, v, headers)
 }
 
-// PushBatch sends messages (keys[i], values[i]) in one call, in order, and
-// waits until the broker has all of them; messages of one partition keep
-// their order.
-func (p *Pusher) PushBatch(ctx context.Context, keys, values []string) error {
-	msgs := make([]kafka.Message, len(values))
-	for i := range values {
-		msgs[i] = kafka.Message{Key: []byte(keys[i]), Value: []byte(values[i])}
+// Message is one message of PushBatch. Headers given here win over the
+// trace context of PushBatch's ctx (an outbox row keeps its writer's trace).
+type Message struct {
+	Key, Value string
+	Headers    map[string]string
+}
+
+// PushBatch sends messages in one call, in order, and waits until the
+// broker has all of them; messages of one partition keep their order.
+func (p *Pusher) PushBatch(ctx context.Context, messages []Message) error {
+	msgs := make([]kafka.Message, len(messages))
+	for i, m := range messages {
+		msgs[i] = kafka.Message{Key: []byte(m.Key), Value: []byte(m.Value)}
 		otel.GetTextMapPropagator().Inject(ctx, headerCarrier{&msgs[i]})
+		for k, v := range m.Headers {
+			headerCarrier{&msgs[i]}.Set(k, v)
+		}
 	}
 	if err := p.writer.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("push %d messages to %s: %w", len(msgs), p.topic, err)

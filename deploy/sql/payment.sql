@@ -11,9 +11,10 @@ CREATE TABLE IF NOT EXISTS payment (
 );
 
 CREATE TABLE IF NOT EXISTS outbox (
-  id         BIGINT AUTO_INCREMENT PRIMARY KEY,
-  topic      VARCHAR(255) NOT NULL,
-  msg_key    VARCHAR(255) NOT NULL,
-  payload    MEDIUMTEXT   NOT NULL,
-  created_at BIGINT       NOT NULL
+  id          BIGINT AUTO_INCREMENT PRIMARY KEY,
+  topic       VARCHAR(255) NOT NULL,
+  msg_key     VARCHAR(255) NOT NULL,
+  payload     MEDIUMTEXT   NOT NULL,
+  traceparent VARCHAR(64)  NULL,
+  created_at  BIGINT       NOT NULL
 );

@@ -50,7 +50,7 @@ func TestOrderMQ(t *testing.T) {
 		{OrderNo: "O-PAID", UserID: 1, Amount: 100, CloseAt: now.Add(time.Hour).UnixMilli()},
 		{OrderNo: "O-UNPAID", UserID: 1, Amount: 100, CloseAt: now.Add(300 * time.Millisecond).UnixMilli()},
 		{OrderNo: "O-RACE", UserID: 2, Amount: 100, CloseAt: now.Add(400 * time.Millisecond).UnixMilli()},
-		{OrderNo: "O-AFTER-POISON", UserID: 2, Amount: 100, CloseAt: now.Add(time.Hour).UnixMilli()},
+		{OrderNo: "O-AFTER-POISON", UserID: 2, Amount: 100, CloseAt: now.Add(1500 * time.Millisecond).UnixMilli()},
 	} {
 		if err := orders.Insert(ctx, o); err != nil {
 			t.Fatal(err)
@@ -58,7 +58,7 @@ func TestOrderMQ(t *testing.T) {
 	}
 	// Scheduled as order-api schedules them.
 	closeQueue := delay.Queue{Client: rdb, Key: model.CloseUnpaidQueue}
-	for _, orderNo := range []string{"O-UNPAID", "O-RACE"} {
+	for _, orderNo := range []string{"O-UNPAID", "O-RACE", "O-AFTER-POISON"} {
 		o, _ := orders.FindOne(ctx, orderNo)
 		if err := closeQueue.Add(ctx, orderNo, time.UnixMilli(o.CloseAt)); err != nil {
 			t.Fatal(err)
@@ -127,6 +127,12 @@ func TestOrderMQ(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if again := stateOf("O-RACE"); again != final {
 		t.Fatalf("the raced order changed from %s to %s", final, again)
+	}
+
+	// A paid order never closes, even past its close time.
+	time.Sleep(time.Until(now.Add(1800 * time.Millisecond)))
+	if state := stateOf("O-AFTER-POISON"); state != domain.Paid {
+		t.Fatalf("a paid order became %s after its close time", state)
 	}
 
 	// The poison record is in the dead-letter topic.
