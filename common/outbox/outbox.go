@@ -29,6 +29,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zeromicro/go-zero/core/logx"
@@ -96,6 +97,23 @@ type Relay struct {
 	Batch int
 	// Interval is the pause between rounds that found nothing (default 100ms).
 	Interval time.Duration
+
+	wakeOnce sync.Once
+	wake     chan struct{}
+}
+
+// Notify tells the relay that a transaction added rows, so it runs a round
+// now instead of at its next poll. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wakeup() <- struct{}{}:
+	default: // a round is already due
+	}
+}
+
+func (r *Relay) wakeup() chan struct{} {
+	r.wakeOnce.Do(func() { r.wake = make(chan struct{}, 1) })
+	return r.wake
 }
 
 type row struct {
@@ -195,6 +213,7 @@ func (r *Relay) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
+		case <-r.wakeup():
 		}
 	}
 }

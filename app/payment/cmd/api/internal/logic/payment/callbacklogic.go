@@ -67,5 +67,8 @@ func (l *CallbackLogic) Callback(req *types.CallbackReq) (resp *types.CallbackRe
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	if changed {
+		l.svcCtx.Relay.Notify() // publish now rather than at the next poll
+	}
 	return &types.CallbackResp{PaymentNo: p.PaymentNo, Status: string(p.Status), Changed: changed}, nil
 }
