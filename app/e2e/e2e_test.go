@@ -152,14 +152,11 @@ func (s *stack) waitHTTP(url string) {
 
 func (s *stack) call(method, url string, body, out any) {
 	s.t.Helper()
-	var reader *bytes.Reader
+	var data []byte
 	if body != nil {
-		data, _ := json.Marshal(body)
-		reader = bytes.NewReader(data)
-	} else {
-		reader = bytes.NewReader(nil)
+		data, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequest(method, url, reader)
+	req, _ := http.NewRequest(method, url, bytes.NewReader(data))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -139,15 +139,6 @@ func (h *harness) stableGroup(n int) ([]string, int32) {
 	return ids, generation
 }
 
-func sameGeneration(results []JoinResult) bool {
-	for _, r := range results {
-		if r.Err != nil || r.Generation != results[0].Generation {
-			return false
-		}
-	}
-	return true
-}
-
 func TestJoinSyncAndLeader(t *testing.T) {
 	h := newHarness(t, 0)
 	a, answerA := h.join("")

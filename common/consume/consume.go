@@ -129,10 +129,8 @@ func (c *Consumer) Consume(ctx context.Context, _, value string) error {
 			return attemptsError{err, attempt}
 		}
 		logx.WithContext(ctx).Infof("event %s (%s) failed (attempt %d of %d), retrying in %v: %v", e.ID, e.Type, attempt, c.cfg.Attempts, wait, err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return attemptsError{ctx.Err(), attempt}
+		if err := sleep(ctx, wait); err != nil {
+			return attemptsError{err, attempt}
 		}
 		wait = min(2*wait, c.cfg.MaxBackoff)
 	}
@@ -148,10 +146,8 @@ func (c *Consumer) claim(ctx context.Context, e event.Event) (Claim, error) {
 			return claim, err
 		}
 		logx.WithContext(ctx).Infof("event %s is being applied elsewhere; waiting %v", e.ID, wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return Busy, ctx.Err()
+		if err := sleep(ctx, wait); err != nil {
+			return Busy, err
 		}
 		wait = min(2*wait, c.cfg.MaxBackoff)
 	}
@@ -185,5 +181,15 @@ func (c *Consumer) DeadLetterHandler(ctx context.Context, msg kafka.Message, cau
 		logx.WithContext(ctx).Errorf("dead-lettering record %s/%d@%d failed, retrying in %v: %v", msg.Topic, msg.Partition, msg.Offset, wait, err)
 		time.Sleep(wait)
 		wait = min(2*wait, c.cfg.MaxBackoff)
+	}
+}
+
+// sleep waits d, or less if ctx ends (its error is returned then).
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
