@@ -6,7 +6,7 @@ TEST_FLAGS ?= -count=1 -timeout 15m
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: run run-broker build test test-race bench fuzz fmt lint vet tools
+.PHONY: run run-broker build test test-race bench bench-go fuzz fmt lint vet tools
 
 # The local stack on embedded defaults: kqbroker, payment-api, order-api and
 # order-mq, data in ./data (ignored by git); a demo walk-through, then it runs
@@ -37,8 +37,15 @@ test: lint
 test-race:
 	$(GO) test -race $(TEST_FLAGS) $(PKGS)
 
-# Go benchmarks for the hot paths; figures go into doc/benchmarks.md.
+# The standard kqbench suite (about 5 minutes): kqbroker side by side with
+# franz-go's kfake, alternating runs; it rewrites the table in
+# doc/benchmarks.md. One workload: go run ./broker/cmd/kqbench produce -vs kfake
 bench:
+	$(GO) build -o bin/kqbench ./broker/cmd/kqbench
+	./bin/kqbench suite -write doc/benchmarks.md
+
+# Go benchmarks for the hot paths; figures go into doc/benchmarks.md.
+bench-go:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem ./broker/storage/ ./broker/server/
 
 # Short fuzz runs of every fuzz target (go test -fuzz takes one target at a time).

@@ -21,7 +21,9 @@ import (
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
-func init() { register(0, 3, 11, handleProduce) }
+const produceKey = 0
+
+func init() { register(produceKey, 3, 11, handleProduce) }
 
 func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.ProduceRequest)

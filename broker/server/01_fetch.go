@@ -31,17 +31,38 @@ func init() { register(1, 4, 13, handleFetch) }
 func handleFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.FetchRequest)
 	deadline := time.Now().Add(time.Duration(max(r.MaxWaitMillis, 0)) * time.Millisecond)
+	var buffers fetchBuffers
+	defer func() { c.deferRelease(buffers.release) }()
 	for {
 		var wake []<-chan struct{}
-		resp, bytes, failed := fetchOnce(c.server.cluster, r, &wake)
+		buffers.release() // an earlier read that was not enough
+		resp, bytes, failed := fetchOnce(c.server.cluster, r, &wake, &buffers)
 		if bytes >= int(r.MinBytes) || failed || len(wake) == 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
 		if !waitForAppend(wake, time.Until(deadline), c.server.stopping) {
-			resp, _, _ = fetchOnce(c.server.cluster, r, nil)
+			buffers.release()
+			resp, _, _ = fetchOnce(c.server.cluster, r, nil, &buffers)
 			return resp, nil
 		}
 	}
+}
+
+// fetchBuffers are the pooled buffers a fetch response's records are read
+// into; the writer releases them once the response is encoded.
+type fetchBuffers []*[]byte
+
+func (b *fetchBuffers) get() *[]byte {
+	buf := getBuffer(0)
+	*b = append(*b, buf)
+	return buf
+}
+
+func (b *fetchBuffers) release() {
+	for _, buf := range *b {
+		putBuffer(buf)
+	}
+	*b = (*b)[:0]
 }
 
 // waitForAppend waits until one of the logs gets an append (true), or
@@ -72,7 +93,7 @@ func waitForAppend(wake []<-chan struct{}, timeout time.Duration, stopping <-cha
 // bytes of records in it, and whether a partition failed (which answers at
 // once). With wake non-nil it collects, before reading, the channels that
 // the partitions' next appends will close.
-func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{}) (*kmsg.FetchResponse, int, bool) {
+func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{}, buffers *fetchBuffers) (*kmsg.FetchResponse, int, bool) {
 	resp := r.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(r.MaxBytes)
 	if r.MaxBytes <= 0 {
@@ -102,7 +123,7 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 					*wake = append(*wake, log.Appended())
 				}
 				var n int
-				n, err = readPartition(log, rp, &remaining, total == 0, &partition)
+				n, err = readPartition(log, rp, &remaining, total == 0, &partition, buffers)
 				total += n
 			}
 			if err != nil {
@@ -131,7 +152,7 @@ func fetchTopic(cl *cluster.Cluster, version int16, rt kmsg.FetchRequestTopic) (
 
 // readPartition fills one partition of the answer and returns how many
 // record bytes it added. first says no partition before it returned data.
-func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, remaining *int, first bool, out *kmsg.FetchResponseTopicPartition) (int, error) {
+func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, remaining *int, first bool, out *kmsg.FetchResponseTopicPartition, buffers *fetchBuffers) (int, error) {
 	out.HighWatermark = log.HighWatermark()
 	out.LastStableOffset = out.HighWatermark
 	out.LogStartOffset = log.LogStartOffset()
@@ -139,7 +160,9 @@ func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, remaini
 	if limit <= 0 && !first {
 		return 0, nil
 	}
-	data, err := log.Read(rp.FetchOffset, max(limit, 1))
+	buf := buffers.get()
+	data, err := log.AppendRead(*buf, rp.FetchOffset, max(limit, 1))
+	*buf = data
 	if errors.Is(err, storage.ErrOffsetOutOfRange) {
 		return 0, kerr.OffsetOutOfRange
 	}

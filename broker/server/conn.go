@@ -31,8 +31,10 @@ type conn struct {
 	netConn   net.Conn
 	logger    *slog.Logger
 	responses chan pendingResponse
-	// finishLater is set by a handler during dispatch; reader goroutine only.
-	finishLater func()
+	// finishLater and releaseLater are set by a handler during dispatch;
+	// reader goroutine only.
+	finishLater  func()
+	releaseLater func()
 
 	mu       sync.Mutex
 	clientID string
@@ -47,11 +49,18 @@ type pendingResponse struct {
 	// finish, when set, runs on the writer before the response is encoded:
 	// it waits for durability and fills in the outcome.
 	finish func()
+	// release, when set, runs on the writer once the response is encoded:
+	// it gives back the buffers the response pointed into.
+	release func()
 }
 
 // deferFinish lets the handler being run complete its response on the
 // writer goroutine.
 func (c *conn) deferFinish(finish func()) { c.finishLater = finish }
+
+// deferRelease hands the writer what to free once the handler's response
+// is encoded (pooled buffers it refers to).
+func (c *conn) deferRelease(release func()) { c.releaseLater = release }
 
 // requestHeader is Kafka's request header, v1 or v2.
 type requestHeader struct {
@@ -94,15 +103,27 @@ func (c *conn) serve() {
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.netConn, 64<<10)
 	failed := false
+	var frame []byte // reused from response to response
 	for pending := range c.responses {
 		if pending.finish != nil && !c.runFinish(pending) {
 			failed = true
 			_ = c.netConn.Close()
 		}
 		if failed {
+			if pending.release != nil {
+				pending.release()
+			}
 			continue // drain, so the reader never blocks
 		}
-		if _, err := w.Write(encodeResponse(pending)); err != nil {
+		frame = appendResponse(frame[:0], pending)
+		if pending.release != nil {
+			pending.release()
+		}
+		_, err := w.Write(frame)
+		if cap(frame) > maxPooledBuffer {
+			frame = nil
+		}
+		if err != nil {
 			failed = true
 			_ = c.netConn.Close()
 			continue
@@ -135,12 +156,27 @@ func (c *conn) readLoop() {
 			c.logger.Warn("closing connection: request size out of bounds", "size", size, "max_request_bytes", maxRequest, "client_id", c.currentClientID())
 			return
 		}
-		body := make([]byte, size)
+		// A produce request's body is done with once it is appended (the
+		// handler keeps none of it), so it is read into a pooled buffer.
+		// Other requests' bodies may be kept (group metadata points into
+		// them) and are allocated.
+		var pooled *[]byte
+		var body []byte
+		if key, err := r.Peek(2); err == nil && binary.BigEndian.Uint16(key) == produceKey {
+			pooled = getBuffer(int(size))
+			body = (*pooled)[:size]
+		} else {
+			body = make([]byte, size)
+		}
 		if _, err := io.ReadFull(r, body); err != nil {
 			c.logger.Info("connection closed mid-request", "err", err, "client_id", c.currentClientID())
 			return
 		}
-		if err := c.handleFrame(body); err != nil {
+		err := c.handleFrame(body)
+		if pooled != nil {
+			putBuffer(pooled)
+		}
+		if err != nil {
 			c.logger.Warn("closing connection", "err", err, "client_id", c.currentClientID())
 			return
 		}
@@ -177,15 +213,20 @@ func (c *conn) handleFrame(body []byte) (err error) {
 			err = fmt.Errorf("internal error handling a request: %v", p)
 		}
 	}()
-	c.finishLater = nil
+	c.finishLater, c.releaseLater = nil, nil
 	header, resp, flexibleHeader, err := c.dispatch(body)
 	if err != nil {
 		return err
 	}
 	if resp != nil {
-		c.responses <- pendingResponse{header: header, resp: resp, flexibleHeader: flexibleHeader, finish: c.finishLater}
-	} else if c.finishLater != nil {
+		c.responses <- pendingResponse{header: header, resp: resp, flexibleHeader: flexibleHeader, finish: c.finishLater, release: c.releaseLater}
+		return nil
+	}
+	if c.finishLater != nil {
 		c.finishLater() // nothing to answer, but the work must end
+	}
+	if c.releaseLater != nil {
+		c.releaseLater()
 	}
 	return nil
 }
@@ -233,16 +274,18 @@ func (c *conn) dispatch(body []byte) (requestHeader, kmsg.Response, bool, error)
 	return header, resp, resp.IsFlexible() && header.key != apiVersionsKey, nil
 }
 
-// encodeResponse frames a response: size, correlation id, tagged fields
-// when the response header is v1 (flexible; never for ApiVersions), body.
-func encodeResponse(p pendingResponse) []byte {
-	frame := make([]byte, 8, 64)
-	binary.BigEndian.PutUint32(frame[4:], uint32(p.header.correlationID))
+// appendResponse frames a response onto frame: size, correlation id,
+// tagged fields when the response header is v1 (flexible; never for
+// ApiVersions), body.
+func appendResponse(frame []byte, p pendingResponse) []byte {
+	start := len(frame)
+	frame = append(frame, 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(frame[start+4:], uint32(p.header.correlationID))
 	if p.flexibleHeader {
 		frame = append(frame, 0)
 	}
 	frame = p.resp.AppendTo(frame)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	binary.BigEndian.PutUint32(frame[start:], uint32(len(frame)-start-4))
 	return frame
 }
 

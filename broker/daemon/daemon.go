@@ -1,0 +1,133 @@
+// Package daemon runs kqbroker: it parses the flags and config file, opens
+// the data directory, serves the Kafka protocol and stops cleanly on SIGTERM
+// or SIGINT. The kqbroker command is this package's Run; kqbench runs the
+// same code as a child process to measure it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kqstack/kqstack/broker/clock"
+	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/server"
+)
+
+// Run runs the broker until a signal stops it and returns the exit code:
+// 0 after a clean stop, 1 when the broker could not start or failed, 2 for
+// bad flags or config.
+func Run(args []string, stderr io.Writer) int {
+	cfg, logLevel, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "kqbroker:", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+
+	started := time.Now()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		logger.Error("cannot listen", "listen", cfg.Listen, "err", err)
+		return 1
+	}
+	// With port 0 the system picks one: clients must be told that one.
+	cfg.Listen = ln.Addr().String()
+	cl, err := cluster.Open(cfg, clock.System{}, logger)
+	if err != nil {
+		logger.Error("cannot open the data directory", "data_dir", cfg.DataDir, "err", err)
+		_ = ln.Close()
+		return 1
+	}
+	srv := server.New(cl, logger)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("kqbroker ready", "listen", ln.Addr().String(), "advertise", cfg.AdvertisedAddress(),
+		"data_dir", cfg.DataDir, "topics", len(cl.Topics()), "cluster_id", cl.ClusterID(), "startup", time.Since(started).Round(time.Millisecond))
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	code := 0
+	select {
+	case sig := <-signals:
+		logger.Info("stopping", "signal", sig.String())
+	case err := <-serveErr:
+		logger.Error("listener failed", "err", err)
+		code = 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("connections still open at the shutdown deadline were closed", "err", err)
+	}
+	if err := cl.Close(); err != nil {
+		logger.Error("closing the logs", "err", err)
+		return 1
+	}
+	logger.Info("stopped cleanly")
+	return code
+}
+
+// parseConfig reads the config file, if any, then applies the flags given.
+func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, error) {
+	flags := flag.NewFlagSet("kqbroker", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configPath := flags.String("config", "", "YAML config file (see deploy/kqbroker.yaml)")
+	listen := flags.String("listen", "", "host:port to listen on (default 127.0.0.1:9092)")
+	advertise := flags.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
+	dataDir := flags.String("data-dir", "", "directory for the logs and metadata (default ./data)")
+	nodeID := flags.Int("node-id", -1, "broker id (default 1)")
+	autoCreate := flags.String("auto-create-topics", "", "true or false (default true)")
+	logLevel := flags.String("log-level", "info", "debug, info, warn or error")
+	if err := flags.Parse(args); err != nil {
+		return config.Config{}, 0, err
+	}
+	if flags.NArg() > 0 {
+		return config.Config{}, 0, fmt.Errorf("unexpected argument %q; settings are flags (-listen ...) or the -config file", flags.Arg(0))
+	}
+	cfg := config.Default()
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			return cfg, 0, err
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *advertise != "" {
+		cfg.Advertise = *advertise
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if *nodeID >= 0 {
+		cfg.NodeID = int32(*nodeID)
+	}
+	switch *autoCreate {
+	case "":
+	case "true":
+		cfg.AutoCreateTopics = true
+	case "false":
+		cfg.AutoCreateTopics = false
+	default:
+		return cfg, 0, fmt.Errorf("flag -auto-create-topics = %q: must be true or false", *autoCreate)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, 0, fmt.Errorf("flag -log-level = %q: must be debug, info, warn or error", *logLevel)
+	}
+	return cfg, level, cfg.Validate()
+}
