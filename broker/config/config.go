@@ -21,6 +21,10 @@ type Config struct {
 	NodeID int32 `yaml:"node_id"`
 	// Listen is the host:port the Kafka listener binds.
 	Listen string `yaml:"listen"`
+	// AdminListen is the host:port of the admin HTTP server: /metrics
+	// (Prometheus), /healthz, /readyz and the web console. Empty turns it
+	// off.
+	AdminListen string `yaml:"admin_listen"`
 	// Advertise is the host:port clients are told to connect to; empty
 	// means Listen.
 	Advertise string `yaml:"advertise"`
@@ -79,6 +83,7 @@ func Default() Config {
 	return Config{
 		NodeID:            1,
 		Listen:            "127.0.0.1:9092",
+		AdminListen:       "127.0.0.1:9644",
 		DataDir:           "data",
 		AutoCreateTopics:  true,
 		DefaultPartitions: 3,
@@ -130,6 +135,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fieldError("listen", c.Listen, "must be host:port, e.g. 127.0.0.1:9092")
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			return fieldError("admin_listen", c.AdminListen, "must be host:port, e.g. 127.0.0.1:9644, or empty to turn the admin server off")
+		}
 	}
 	if c.Advertise != "" {
 		host, port, err := net.SplitHostPort(c.Advertise)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,6 +21,8 @@ import (
 	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/cluster"
 	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/console"
+	"github.com/kqstack/kqstack/broker/metrics"
 	"github.com/kqstack/kqstack/broker/server"
 )
 
@@ -38,9 +41,21 @@ func Run(args []string, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 
 	started := time.Now()
+	var adminServer *admin
+	adminAddr := ""
+	if cfg.AdminListen != "" {
+		var adminLn net.Listener
+		var err error
+		if adminServer, adminLn, err = startAdmin(cfg.AdminListen, logger); err != nil {
+			logger.Error("cannot listen for the admin server; choose a free -admin-listen address, or -admin-listen '' to turn it off", "admin_listen", cfg.AdminListen, "err", err)
+			return 1
+		}
+		adminAddr = adminLn.Addr().String()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		logger.Error("cannot listen", "listen", cfg.Listen, "err", err)
+		adminServer.shutdown(context.Background())
 		return 1
 	}
 	// With port 0 the system picks one: clients must be told that one.
@@ -49,12 +64,23 @@ func Run(args []string, stderr io.Writer) int {
 	if err != nil {
 		logger.Error("cannot open the data directory", "data_dir", cfg.DataDir, "err", err)
 		_ = ln.Close()
+		adminServer.shutdown(context.Background())
 		return 1
 	}
 	srv := server.New(cl, logger)
+	brokerMetrics := metrics.New(cl)
+	srv.SetMetrics(brokerMetrics)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("kqbroker ready", "listen", ln.Addr().String(), "advertise", cfg.AdvertisedAddress(),
+	var web *console.Console
+	if adminServer != nil {
+		if web, err = console.New(ln.Addr().String(), 5*time.Second); err != nil {
+			logger.Error("cannot start the web console", "err", err)
+			return 1
+		}
+	}
+	adminServer.open(adminHandler(brokerMetrics, web))
+	logger.Info("kqbroker ready", "listen", ln.Addr().String(), "admin", adminAddr, "advertise", cfg.AdvertisedAddress(),
 		"data_dir", cfg.DataDir, "topics", len(cl.Topics()), "cluster_id", cl.ClusterID(), "startup", time.Since(started).Round(time.Millisecond))
 
 	signals := make(chan os.Signal, 1)
@@ -69,6 +95,10 @@ func Run(args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	adminServer.shutdown(ctx)
+	if web != nil {
+		web.Close() // its client's connections close before the server waits for connections
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("connections still open at the shutdown deadline were closed", "err", err)
 	}
@@ -86,6 +116,7 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "", "YAML config file (see deploy/kqbroker.yaml)")
 	listen := flags.String("listen", "", "host:port to listen on (default 127.0.0.1:9092)")
+	adminListen := flags.String("admin-listen", "-", "host:port of the admin HTTP server: /metrics, /healthz, /readyz, console (default 127.0.0.1:9644; '' turns it off)")
 	advertise := flags.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	dataDir := flags.String("data-dir", "", "directory for the logs and metadata (default ./data)")
 	nodeID := flags.Int("node-id", -1, "broker id (default 1)")
@@ -106,6 +137,9 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
+	}
+	if *adminListen != "-" {
+		cfg.AdminListen = *adminListen
 	}
 	if *advertise != "" {
 		cfg.Advertise = *advertise
@@ -130,4 +164,13 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 		return cfg, 0, fmt.Errorf("flag -log-level = %q: must be debug, info, warn or error", *logLevel)
 	}
 	return cfg, level, cfg.Validate()
+}
+
+// adminHandler serves what needs the open cluster: /metrics and, at /, the
+// web console.
+func adminHandler(m *metrics.Metrics, web *console.Console) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/", web)
+	return mux
 }

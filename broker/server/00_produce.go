@@ -50,7 +50,12 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			}
 			if err == nil {
 				var wait durableWait
-				wait, err = appendPartition(t, rp, r.Acks, &partition)
+				var records int
+				size := len(rp.Records)
+				wait, records, err = appendPartition(t, rp, r.Acks, &partition)
+				if err == nil {
+					c.server.metrics.Produced(t.Name, size, records)
+				}
 				if wait.log != nil {
 					wait.topic, wait.partition = ti, pi
 					durable = append(durable, wait)
@@ -101,9 +106,11 @@ func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 	return nil, cl.UnknownTopicError(name)
 }
 
-func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) (durableWait, error) {
+// appendPartition appends one partition's batches and returns the wait for
+// their fsync (acks=all) and how many records were appended.
+func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) (durableWait, int, error) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-		return durableWait{}, fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, t.Name, len(t.Partitions), rp.Partition+1)
+		return durableWait{}, 0, fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, t.Name, len(t.Partitions), rp.Partition+1)
 	}
 	err := storage.WalkBatchHeaders(rp.Records, func(h storage.BatchHeader) error {
 		if h.Size() > int(t.MaxMessageBytes()) {
@@ -116,7 +123,7 @@ func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, ack
 		return nil
 	})
 	if err != nil {
-		return durableWait{}, err
+		return durableWait{}, 0, err
 	}
 	log := t.Partitions[rp.Partition].Log
 	result, err := log.Append(rp.Records, storage.AppendOptions{
@@ -125,13 +132,17 @@ func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, ack
 		LogAppendTime:   t.LogAppendTime(),
 	})
 	if err != nil {
-		return durableWait{}, err
+		return durableWait{}, 0, err
+	}
+	records := 0
+	if !result.Duplicate {
+		records = int(result.LastOffset - result.BaseOffset + 1)
 	}
 	out.BaseOffset = result.BaseOffset
 	out.LogAppendTime = result.LogAppendTime
 	out.LogStartOffset = result.LogStartOffset
 	if result.DurableAt > 0 {
-		return durableWait{log: log, offset: result.DurableAt}, nil
+		return durableWait{log: log, offset: result.DurableAt}, records, nil
 	}
-	return durableWait{}, nil
+	return durableWait{}, records, nil
 }

@@ -32,11 +32,17 @@ func handleFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.FetchRequest)
 	deadline := time.Now().Add(time.Duration(max(r.MaxWaitMillis, 0)) * time.Millisecond)
 	var buffers fetchBuffers
-	defer func() { c.deferRelease(buffers.release) }()
+	var resp *kmsg.FetchResponse
+	defer func() {
+		c.deferRelease(buffers.release)
+		countFetched(c.server, resp)
+	}()
 	for {
 		var wake []<-chan struct{}
 		buffers.release() // an earlier read that was not enough
-		resp, bytes, failed := fetchOnce(c.server.cluster, r, &wake, &buffers)
+		var bytes int
+		var failed bool
+		resp, bytes, failed = fetchOnce(c.server.cluster, r, &wake, &buffers)
 		if bytes >= int(r.MinBytes) || failed || len(wake) == 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
@@ -44,6 +50,29 @@ func handleFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			buffers.release()
 			resp, _, _ = fetchOnce(c.server.cluster, r, nil, &buffers)
 			return resp, nil
+		}
+	}
+}
+
+// countFetched adds a fetch response's records to the topics' metrics.
+func countFetched(s *Server, resp *kmsg.FetchResponse) {
+	if s.metrics == nil || resp == nil {
+		return
+	}
+	for _, rt := range resp.Topics {
+		name := rt.Topic
+		if name == "" {
+			if t, ok := s.cluster.TopicByID(rt.TopicID); ok {
+				name = t.Name
+			}
+		}
+		for _, rp := range rt.Partitions {
+			records := 0
+			_ = storage.WalkBatchHeaders(rp.RecordBatches, func(h storage.BatchHeader) error {
+				records += int(h.LastOffsetDelta) + 1
+				return nil
+			})
+			s.metrics.Fetched(name, len(rp.RecordBatches), records)
 		}
 	}
 }

@@ -49,6 +49,7 @@ type pendingResponse struct {
 	// finish, when set, runs on the writer before the response is encoded:
 	// it waits for durability and fills in the outcome.
 	finish func()
+	began  time.Time // when the request was read, for its latency metric
 	// release, when set, runs on the writer once the response is encoded:
 	// it gives back the buffers the response pointed into.
 	release func()
@@ -119,6 +120,7 @@ func (c *conn) writeLoop() {
 		if pending.release != nil {
 			pending.release()
 		}
+		c.server.metrics.Request(pending.header.key, pending.header.version, time.Since(pending.began))
 		_, err := w.Write(frame)
 		if cap(frame) > maxPooledBuffer {
 			frame = nil
@@ -214,14 +216,16 @@ func (c *conn) handleFrame(body []byte) (err error) {
 		}
 	}()
 	c.finishLater, c.releaseLater = nil, nil
+	began := time.Now()
 	header, resp, flexibleHeader, err := c.dispatch(body)
 	if err != nil {
 		return err
 	}
 	if resp != nil {
-		c.responses <- pendingResponse{header: header, resp: resp, flexibleHeader: flexibleHeader, finish: c.finishLater, release: c.releaseLater}
+		c.responses <- pendingResponse{header: header, resp: resp, flexibleHeader: flexibleHeader, finish: c.finishLater, release: c.releaseLater, began: began}
 		return nil
 	}
+	c.server.metrics.Request(header.key, header.version, time.Since(began))
 	if c.finishLater != nil {
 		c.finishLater() // nothing to answer, but the work must end
 	}

@@ -12,12 +12,14 @@ import (
 	"sync"
 
 	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/metrics"
 )
 
 // Server accepts Kafka connections and answers them from a cluster.
 type Server struct {
 	cluster *cluster.Cluster
 	logger  *slog.Logger
+	metrics *metrics.Metrics // nil: not measured
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -27,6 +29,9 @@ type Server struct {
 	stopping chan struct{}
 	wg       sync.WaitGroup
 }
+
+// SetMetrics makes the server record into m; call it before Serve.
+func (s *Server) SetMetrics(m *metrics.Metrics) { s.metrics = m }
 
 // New returns a server for c.
 func New(c *cluster.Cluster, logger *slog.Logger) *Server {
@@ -67,8 +72,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.metrics.ConnectionOpened()
 		go func() {
 			defer s.wg.Done()
+			defer s.metrics.ConnectionClosed()
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)

@@ -73,6 +73,7 @@ type Log struct {
 	// appended is closed and replaced at the next append after someone took
 	// it, waking long polls; appends allocate nothing when no one waits.
 	appendedMu     sync.Mutex
+	syncStats      syncStats // fsync latencies, for metrics
 	appended       chan struct{}
 	appendedWanted bool
 }

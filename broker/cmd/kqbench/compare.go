@@ -49,6 +49,19 @@ type result struct {
 	elapsed time.Duration
 }
 
+// withRow is the same runs reported for another row (metric and goal).
+func (r result) withRow(other row) result {
+	out := r
+	out.row = other
+	out.ratios = nil
+	for i := range min(len(r.a), len(r.b)) {
+		if b := r.b[i][other.metric]; b != 0 {
+			out.ratios = append(out.ratios, r.a[i][other.metric]/b)
+		}
+	}
+	return out
+}
+
 func (r result) aStats() stats { return summarize(r.a, r.row.metric) }
 func (r result) bStats() stats { return summarize(r.b, r.row.metric) }
 

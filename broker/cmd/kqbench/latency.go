@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,6 +23,9 @@ func latencyWorkload(rate int, acks string, duration time.Duration) workload {
 	return workload{
 		name: fmt.Sprintf("end-to-end latency, %d records/s, acks=%s, 100 B", rate, acks),
 		run: func(ctx context.Context, t *target) (measurement, error) {
+			// Earlier rows' writes still in the page cache would be written
+			// back during this run and slow its fsyncs: settle them first.
+			syscall.Sync()
 			topic := uniqueTopic("latency")
 			if err := t.createTopic(ctx, topic, 1); err != nil {
 				return nil, err

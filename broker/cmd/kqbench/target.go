@@ -111,7 +111,7 @@ func startKqbroker(dataDir string) (*target, error) {
 	if os.Getenv("KQBENCH_LOG") == "debug" {
 		level = "debug"
 	}
-	return startChild("kqbroker", dataDir, "-listen", "127.0.0.1:0", "-data-dir", dataDir, "-log-level", level)
+	return startChild("kqbroker", dataDir, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-data-dir", dataDir, "-log-level", level)
 }
 
 func startKfake() (*target, error) { return startChild("kfake", "") }

@@ -29,7 +29,7 @@ func buildBroker(t *testing.T) string {
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	bin := buildBroker(t)
 	dataDir := t.TempDir()
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-data-dir", dataDir)
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-data-dir", dataDir)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

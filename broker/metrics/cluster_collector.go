@@ -1,0 +1,91 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/group"
+	"github.com/kqstack/kqstack/broker/storage"
+)
+
+var (
+	logStartDesc  = prometheus.NewDesc("kqbroker_partition_log_start_offset", "First offset still in the partition's log.", []string{"topic", "partition"}, nil)
+	logEndDesc    = prometheus.NewDesc("kqbroker_partition_log_end_offset", "Offset the partition's next record gets.", []string{"topic", "partition"}, nil)
+	sizeDesc      = prometheus.NewDesc("kqbroker_partition_size_bytes", "Bytes of the partition's segments on disk.", []string{"topic", "partition"}, nil)
+	lagDesc       = prometheus.NewDesc("kqbroker_group_lag", "Records between a group's committed offset and the log end.", []string{"group", "topic", "partition"}, nil)
+	committedDesc = prometheus.NewDesc("kqbroker_group_committed_offset", "A group's committed offset.", []string{"group", "topic", "partition"}, nil)
+	membersDesc   = prometheus.NewDesc("kqbroker_group_members", "Members of a consumer group.", []string{"group", "state"}, nil)
+	fsyncDesc     = prometheus.NewDesc("kqbroker_fsync_duration_seconds", "Latency of the fsyncs that make appended data durable, over all logs.", nil, nil)
+	topicsDesc    = prometheus.NewDesc("kqbroker_topics", "Topics.", nil, nil)
+)
+
+// clusterCollector reads the cluster's state at scrape time.
+type clusterCollector struct{ cluster *cluster.Cluster }
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{logStartDesc, logEndDesc, sizeDesc, lagDesc, committedDesc, membersDesc, fsyncDesc, topicsDesc} {
+		ch <- d
+	}
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	topics := c.cluster.Topics()
+	ch <- prometheus.MustNewConstMetric(topicsDesc, prometheus.GaugeValue, float64(len(topics)))
+	fsync := storage.SyncStats{Buckets: make([]uint64, len(storage.SyncBuckets)+1)}
+	for _, t := range topics {
+		for _, p := range t.Partitions {
+			labels := []string{t.Name, strconv.Itoa(int(p.Index))}
+			ch <- prometheus.MustNewConstMetric(logStartDesc, prometheus.GaugeValue, float64(p.Log.LogStartOffset()), labels...)
+			ch <- prometheus.MustNewConstMetric(logEndDesc, prometheus.GaugeValue, float64(p.Log.LogEndOffset()), labels...)
+			ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(p.Log.Size()), labels...)
+			addSyncStats(&fsync, p.Log.SyncStats())
+		}
+	}
+	ch <- fsyncHistogram(fsync)
+
+	groups := c.cluster.Groups()
+	for _, listing := range groups.List(nil) {
+		members := 0
+		if d, ok := groups.Describe(listing.Group); ok {
+			members = len(d.Members)
+		}
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(members), listing.Group, string(listing.State))
+		for tp, committed := range groups.GroupOffsets(listing.Group) {
+			labels := []string{listing.Group, tp.Topic, strconv.Itoa(int(tp.Partition))}
+			ch <- prometheus.MustNewConstMetric(committedDesc, prometheus.GaugeValue, float64(committed.Offset), labels...)
+			if lag, ok := c.lag(tp, committed); ok {
+				ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), labels...)
+			}
+		}
+	}
+}
+
+// lag is the log end offset minus the committed offset, as
+// kafka-consumer-groups.sh computes it; unknown for a deleted partition.
+func (c *clusterCollector) lag(tp group.TopicPartition, committed group.Offset) (int64, bool) {
+	p, err := c.cluster.Partition(tp.Topic, tp.Partition)
+	if err != nil || committed.Offset < 0 {
+		return 0, false
+	}
+	return max(p.Log.LogEndOffset()-committed.Offset, 0), true
+}
+
+func addSyncStats(total *storage.SyncStats, s storage.SyncStats) {
+	total.Count += s.Count
+	total.Sum += s.Sum
+	for i, n := range s.Buckets {
+		total.Buckets[i] += n
+	}
+}
+
+func fsyncHistogram(s storage.SyncStats) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(storage.SyncBuckets))
+	var cumulative uint64
+	for i, bound := range storage.SyncBuckets {
+		cumulative += s.Buckets[i]
+		buckets[bound.Seconds()] = cumulative
+	}
+	return prometheus.MustNewConstHistogram(fsyncDesc, s.Count, s.Sum.Seconds(), buckets)
+}

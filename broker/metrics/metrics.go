@@ -1,0 +1,143 @@
+// Package metrics is kqbroker's Prometheus instrumentation: counters the
+// request path updates as it goes, and gauges read from the cluster's own
+// state at scrape time (offsets, sizes, group lag, fsync latencies), so the
+// broker keeps no second copy of them.
+//
+// Names follow Prometheus conventions under the kqbroker_ prefix:
+//
+//	kqbroker_requests_total{api,version}            requests handled
+//	kqbroker_request_duration_seconds{api,version}  histogram, receipt to response queued
+//	kqbroker_topic_bytes_in_total{topic}            record batch bytes produced
+//	kqbroker_topic_records_in_total{topic}          records produced
+//	kqbroker_topic_bytes_out_total{topic}           record batch bytes fetched
+//	kqbroker_topic_records_out_total{topic}         records fetched
+//	kqbroker_partition_log_start_offset{topic,partition}
+//	kqbroker_partition_log_end_offset{topic,partition}
+//	kqbroker_partition_size_bytes{topic,partition}
+//	kqbroker_group_lag{group,topic,partition}       log end offset - committed offset
+//	kqbroker_group_committed_offset{group,topic,partition}
+//	kqbroker_group_members{group}
+//	kqbroker_connections                            open client connections
+//	kqbroker_connections_total                      connections accepted
+//	kqbroker_fsync_duration_seconds                 histogram over every log's data fsyncs
+//	go_*, process_*                                 Go runtime and process
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/cluster"
+)
+
+// Metrics is one broker's registry. A nil *Metrics records nothing, so
+// code paths need no checks (tests run servers without metrics).
+type Metrics struct {
+	registry    *prometheus.Registry
+	requests    *prometheus.CounterVec
+	durations   *prometheus.HistogramVec
+	bytesIn     *prometheus.CounterVec
+	recordsIn   *prometheus.CounterVec
+	bytesOut    *prometheus.CounterVec
+	recordsOut  *prometheus.CounterVec
+	connections prometheus.Gauge
+	accepted    prometheus.Counter
+}
+
+// New registers the broker's metrics, reading cluster state at scrape time.
+func New(cl *cluster.Cluster) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kqbroker_requests_total", Help: "Requests handled, by API and version.",
+		}, []string{"api", "version"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kqbroker_request_duration_seconds", Help: "Time from reading a request to queueing its response (fetch long polls included).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"api", "version"}),
+		bytesIn:     topicCounter("kqbroker_topic_bytes_in_total", "Record batch bytes appended by producers."),
+		recordsIn:   topicCounter("kqbroker_topic_records_in_total", "Records appended by producers."),
+		bytesOut:    topicCounter("kqbroker_topic_bytes_out_total", "Record batch bytes returned to fetches."),
+		recordsOut:  topicCounter("kqbroker_topic_records_out_total", "Records returned to fetches."),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kqbroker_connections", Help: "Open client connections."}),
+		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "kqbroker_connections_total", Help: "Client connections accepted."}),
+	}
+	m.registry.MustRegister(m.requests, m.durations, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.connections, m.accepted,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&clusterCollector{cluster: cl})
+	return m
+}
+
+func topicCounter(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"topic"})
+}
+
+// Handler serves the registry in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Request records one handled request.
+func (m *Metrics) Request(key, version int16, took time.Duration) {
+	if m == nil {
+		return
+	}
+	api, v := apiName(key), strconv.Itoa(int(version))
+	m.requests.WithLabelValues(api, v).Inc()
+	m.durations.WithLabelValues(api, v).Observe(took.Seconds())
+}
+
+// Produced records batches appended to a topic.
+func (m *Metrics) Produced(topic string, bytes, records int) {
+	if m == nil {
+		return
+	}
+	m.bytesIn.WithLabelValues(topic).Add(float64(bytes))
+	m.recordsIn.WithLabelValues(topic).Add(float64(records))
+}
+
+// Fetched records batches returned from a topic.
+func (m *Metrics) Fetched(topic string, bytes, records int) {
+	if m == nil || bytes == 0 {
+		return
+	}
+	m.bytesOut.WithLabelValues(topic).Add(float64(bytes))
+	m.recordsOut.WithLabelValues(topic).Add(float64(records))
+}
+
+// ConnectionOpened and ConnectionClosed track client connections.
+func (m *Metrics) ConnectionOpened() {
+	if m != nil {
+		m.connections.Inc()
+		m.accepted.Inc()
+	}
+}
+
+func (m *Metrics) ConnectionClosed() {
+	if m != nil {
+		m.connections.Dec()
+	}
+}
+
+// TopicDeleted drops a deleted topic's counters.
+func (m *Metrics) TopicDeleted(topic string) {
+	if m == nil {
+		return
+	}
+	for _, c := range []*prometheus.CounterVec{m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut} {
+		c.DeleteLabelValues(topic)
+	}
+}
+
+func apiName(key int16) string {
+	if name := kmsg.NameForKey(key); name != "" {
+		return name
+	}
+	return strconv.Itoa(int(key))
+}

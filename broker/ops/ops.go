@@ -1,0 +1,103 @@
+// Package ops is the operator's view of a Kafka-protocol cluster (kqbroker
+// or Apache Kafka), over the protocol with franz-go's kadm and kgo: topics
+// with offsets and sizes, consumer groups with lag, offset resets, a
+// message browser. kqctl prints it; the web console serves it as JSON.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Client talks to one cluster.
+type Client struct {
+	Bootstrap []string
+	kgo       *kgo.Client
+	admin     *kadm.Client
+}
+
+// Dial makes a client for the comma-separated bootstrap addresses. It
+// does not connect until the first call.
+func Dial(bootstrap string) (*Client, error) {
+	seeds := strings.Split(bootstrap, ",")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(5*time.Second), kgo.RequestRetries(2))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Bootstrap: seeds, kgo: cl, admin: kadm.NewClient(cl)}, nil
+}
+
+// Close closes the connections.
+func (c *Client) Close() { c.kgo.Close() }
+
+// Kgo is the underlying client, for producing and consuming.
+func (c *Client) Kgo() *kgo.Client { return c.kgo }
+
+// explain turns transport and protocol errors into what the operator can do.
+func (c *Client) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var netErr interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		return err
+	case strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Errorf("cannot reach the broker at %s (%v); is it running? set --bootstrap-server or KQ_BROKERS", strings.Join(c.Bootstrap, ","), err)
+	}
+	return err
+}
+
+// UnknownTopicError says how to create the missing topic.
+type UnknownTopicError struct{ Topic string }
+
+func (e *UnknownTopicError) Error() string {
+	return fmt.Sprintf("topic %q does not exist; create it with: kqctl topic create %s -p 3", e.Topic, e.Topic)
+}
+
+func (e *UnknownTopicError) Unwrap() error { return kerr.UnknownTopicOrPartition }
+
+// ClusterInfo is what cluster describe shows.
+type ClusterInfo struct {
+	ClusterID    string   `json:"cluster_id"`
+	ControllerID int32    `json:"controller_id"`
+	Brokers      []Broker `json:"brokers"`
+	Topics       int      `json:"topics"`
+	Partitions   int      `json:"partitions"`
+}
+
+// Broker is one broker of the cluster.
+type Broker struct {
+	NodeID int32   `json:"node_id"`
+	Host   string  `json:"host"`
+	Port   int32   `json:"port"`
+	Rack   *string `json:"rack,omitempty"`
+}
+
+// Cluster describes the cluster.
+func (c *Client) Cluster(ctx context.Context) (ClusterInfo, error) {
+	meta, err := c.admin.Metadata(ctx)
+	if err != nil {
+		return ClusterInfo{}, c.explain(err)
+	}
+	info := ClusterInfo{ClusterID: meta.Cluster, ControllerID: meta.Controller}
+	for _, b := range meta.Brokers {
+		info.Brokers = append(info.Brokers, Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+	}
+	for _, t := range meta.Topics {
+		if t.IsInternal {
+			continue
+		}
+		info.Topics++
+		info.Partitions += len(t.Partitions)
+	}
+	return info, nil
+}
