@@ -1,10 +1,22 @@
 // Command kqctl administers a Kafka-compatible cluster (kqbroker or Apache
-// Kafka). This first cut has the topic verbs the stack needs at start-up:
+// Kafka), with the verbs of kafka-topics.sh, kafka-consumer-groups.sh and
+// kafka-console-producer/consumer.sh:
 //
-//	kqctl [--bootstrap-server host:port] topic create NAME [-p partitions] [-r replication] [--if-not-exists] [--config k=v ...]
-//	kqctl [--bootstrap-server host:port] topic list
+//	kqctl topic create NAME [-p partitions] [-r replication] [--config k=v ...] [--if-not-exists]
+//	kqctl topic list
+//	kqctl topic describe NAME
+//	kqctl topic delete NAME...
+//	kqctl topic alter-config NAME [--set k=v ...] [--delete k ...]
+//	kqctl produce TOPIC [-f file] [-k key | -K sep] [-H k=v ...] [--acks all|1|0] [-p partition]
+//	kqctl consume TOPIC [--from earliest|latest|OFFSET|TIME] [-p partition] [-g group] [-n count] [-e] [--format plain|json]
+//	kqctl group list
+//	kqctl group describe GROUP
+//	kqctl group reset-offsets GROUP --topic T --to earliest|latest|offset:N|shift:N|TIME [--execute]
+//	kqctl group delete GROUP...
+//	kqctl cluster describe
 //
-// The bootstrap address defaults to $KQ_BROKERS, then 127.0.0.1:9092.
+// Everywhere: --bootstrap-server host:port[,host:port] (default $KQ_BROKERS,
+// then 127.0.0.1:9092) and -o table|json (default table).
 package main
 
 import (
@@ -14,59 +26,143 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"os/signal"
 	"strings"
-	"time"
+	"syscall"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/kqstack/kqstack/broker/ops"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = `usage:
-  kqctl [--bootstrap-server host:port] topic create NAME [-p partitions] [-r replication] [--if-not-exists] [--config key=value ...]
-  kqctl [--bootstrap-server host:port] topic list
+const usage = `usage: kqctl [--bootstrap-server host:port] [-o table|json] <command>
+
+topics:
+  topic create NAME [-p partitions] [-r replication] [--config key=value ...] [--if-not-exists]
+  topic list
+  topic describe NAME
+  topic delete NAME...
+  topic alter-config NAME [--set key=value ...] [--delete key ...]
+records:
+  produce TOPIC [-f file] [-k key | -K separator] [-H key=value ...] [--acks all|1|0] [-p partition]
+          (one record per line of stdin or the file)
+  consume TOPIC [--from earliest|latest|OFFSET|TIME] [-p partition] [-g group] [-n count] [-e] [--format plain|json]
+consumer groups:
+  group list
+  group describe GROUP
+  group reset-offsets GROUP --topic TOPIC --to earliest|latest|offset:N|shift:N|TIME [--execute]
+  group delete GROUP...
+cluster:
+  cluster describe
+
+The bootstrap address defaults to $KQ_BROKERS, then 127.0.0.1:9092.
 `
 
-func run(args []string, stdout, stderr io.Writer) int {
-	global := flag.NewFlagSet("kqctl", flag.ContinueOnError)
-	global.SetOutput(stderr)
-	bootstrap := global.String("bootstrap-server", defaultBootstrap(), "broker address (or $KQ_BROKERS)")
-	if err := global.Parse(args); err != nil {
+// env is what a command runs with.
+type env struct {
+	ctx    context.Context
+	client *ops.Client
+	out    *output
+	stdin  io.Reader
+	stderr io.Writer
+}
+
+type command func(e *env, args []string) error
+
+var commands = map[string]map[string]command{
+	"topic":   {"create": topicCreate, "list": topicList, "describe": topicDescribe, "delete": topicDelete, "alter-config": topicAlterConfig},
+	"group":   {"list": groupList, "describe": groupDescribe, "reset-offsets": groupResetOffsets, "delete": groupDelete},
+	"cluster": {"describe": clusterDescribe},
+	"produce": {"": produce},
+	"consume": {"": consume},
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	args, bootstrap, format, err := globalFlags(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "kqctl:", err)
 		return 2
 	}
-	rest := global.Args()
-	if len(rest) < 2 || rest[0] != "topic" {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	client, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*bootstrap, ",")...), kgo.DialTimeout(5*time.Second))
+	verbs, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "kqctl: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	var cmd command
+	rest := args[1:]
+	if c, ok := verbs[""]; ok {
+		cmd = c
+	} else if len(rest) > 0 && verbs[rest[0]] != nil {
+		cmd, rest = verbs[rest[0]], rest[1:]
+	} else {
+		fmt.Fprintf(stderr, "kqctl: %s needs a verb\n%s", args[0], usage)
+		return 2
+	}
+	client, err := ops.Dial(bootstrap)
 	if err != nil {
 		fmt.Fprintln(stderr, "kqctl:", err)
 		return 1
 	}
 	defer client.Close()
-	admin := kadm.NewClient(client)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	switch rest[1] {
-	case "create":
-		err = createTopic(ctx, admin, rest[2:], stdout, stderr)
-	case "list":
-		err = listTopics(ctx, admin, stdout)
-	default:
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "kqctl: %v (broker %s)\n", err, *bootstrap)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{ctx: ctx, client: client, out: &output{w: stdout, json: format == "json"}, stdin: stdin, stderr: stderr}
+	if err := cmd(e, rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var usageErr usageError
+		if errors.As(err, &usageErr) {
+			fmt.Fprintf(stderr, "kqctl: %v\n%s", err, usage)
+			return 2
+		}
+		fmt.Fprintln(stderr, "kqctl:", err)
 		return 1
 	}
 	return 0
+}
+
+// usageError is a command line that cannot be run as given.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+// globalFlags takes --bootstrap-server and -o/--output from anywhere in
+// the command line, as kafka-*.sh users write them after the verb.
+func globalFlags(args []string) (rest []string, bootstrap, format string, err error) {
+	bootstrap, format = defaultBootstrap(), "table"
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		switch name {
+		case "--bootstrap-server", "-bootstrap-server", "-b", "-o", "--output", "-output":
+		default:
+			rest = append(rest, args[i])
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, "", "", fmt.Errorf("%s needs a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		switch name {
+		case "-o", "--output", "-output":
+			if value != "table" && value != "json" {
+				return nil, "", "", fmt.Errorf("-o %q: table or json", value)
+			}
+			format = value
+		default:
+			bootstrap = value
+		}
+	}
+	return rest, bootstrap, format, nil
 }
 
 func defaultBootstrap() string {
@@ -76,69 +172,44 @@ func defaultBootstrap() string {
 	return "127.0.0.1:9092"
 }
 
-type configFlags map[string]*string
-
-func (c configFlags) String() string { return "" }
-
-func (c configFlags) Set(v string) error {
-	key, value, ok := strings.Cut(v, "=")
-	if !ok {
-		return fmt.Errorf("--config %q: want key=value, e.g. retention.ms=86400000", v)
-	}
-	c[key] = &value
-	return nil
+// newFlags is a flag set for a verb; its errors go to stderr.
+func newFlags(e *env, name string) *flag.FlagSet {
+	flags := flag.NewFlagSet("kqctl "+name, flag.ContinueOnError)
+	flags.SetOutput(e.stderr)
+	return flags
 }
 
-func createTopic(ctx context.Context, admin *kadm.Client, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("topic create", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	partitions := flags.Int("p", -1, "partitions (-1: the broker default)")
-	replication := flags.Int("r", -1, "replication factor (-1: the broker default)")
-	ifNotExists := flags.Bool("if-not-exists", false, "succeed if the topic exists")
-	configs := configFlags{}
-	flags.Var(configs, "config", "topic config key=value (repeatable)")
-	// The topic name may come before or after the flags.
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if err := flags.Parse(args); err != nil {
-		return err
-	}
-	if name == "" && flags.NArg() > 0 {
-		name = flags.Arg(0)
-	}
-	if name == "" {
-		return errors.New("topic create needs a topic name")
-	}
-	resp, err := admin.CreateTopic(ctx, int32(*partitions), int16(*replication), configs, name)
-	if err == nil {
-		err = resp.Err
-	}
-	switch {
-	case errors.Is(err, kerr.TopicAlreadyExists) && *ifNotExists:
-		fmt.Fprintf(stdout, "topic %s exists\n", name)
-		return nil
-	case err != nil:
-		if resp.ErrMessage != "" {
-			return fmt.Errorf("creating topic %s: %w: %s", name, err, resp.ErrMessage)
+// parseInterleaved parses flags that may come before or after the
+// positional arguments, and returns the positionals.
+func parseInterleaved(flags *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := flags.Parse(args); err != nil {
+			return nil, err
 		}
-		return fmt.Errorf("creating topic %s: %w", name, err)
+		if flags.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, flags.Arg(0))
+		args = flags.Args()[1:]
 	}
-	fmt.Fprintf(stdout, "created topic %s with %d partitions\n", name, resp.NumPartitions)
-	return nil
 }
 
-func listTopics(ctx context.Context, admin *kadm.Client, stdout io.Writer) error {
-	topics, err := admin.ListTopics(ctx)
-	if err != nil {
-		return err
+// repeated is a flag that may be given more than once.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+// keyValues splits key=value flags.
+func keyValues(flagName string, values []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range values {
+		key, value, ok := strings.Cut(v, "=")
+		if !ok || key == "" {
+			return nil, usageError{fmt.Sprintf("%s %q: want key=value, e.g. retention.ms=86400000", flagName, v)}
+		}
+		out[key] = value
 	}
-	names := topics.Names()
-	sort.Strings(names)
-	fmt.Fprintf(stdout, "%-40s %10s\n", "TOPIC", "PARTITIONS")
-	for _, name := range names {
-		fmt.Fprintf(stdout, "%-40s %10d\n", name, len(topics[name].Partitions))
-	}
-	return nil
+	return out, nil
 }

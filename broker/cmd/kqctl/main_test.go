@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 
@@ -8,29 +10,159 @@ import (
 	"github.com/kqstack/kqstack/broker/config"
 )
 
-func TestTopicCreateAndList(t *testing.T) {
-	b := brokertest.Start(t, func(c *config.Config) { c.AutoCreateTopics = false })
-	kqctl := func(args ...string) (int, string, string) {
+// kqctlAt runs kqctl in-process against addr, with stdin.
+func kqctlAt(addr string) func(stdin string, args ...string) (int, string, string) {
+	return func(stdin string, args ...string) (int, string, string) {
 		var stdout, stderr strings.Builder
-		code := run(append([]string{"--bootstrap-server", b.Addr}, args...), &stdout, &stderr)
+		code := run(append([]string{"--bootstrap-server", addr}, args...), strings.NewReader(stdin), &stdout, &stderr)
 		return code, stdout.String(), stderr.String()
 	}
-	if code, out, errOut := kqctl("topic", "create", "orders", "-p", "6", "--config", "retention.ms=3600000"); code != 0 || !strings.Contains(out, "created topic orders with 6 partitions") {
+}
+
+func TestTopicVerbs(t *testing.T) {
+	b := brokertest.Start(t, func(c *config.Config) { c.AutoCreateTopics = false })
+	kqctl := kqctlAt(b.Addr)
+	if code, out, errOut := kqctl("", "topic", "create", "orders", "-p", "6", "--config", "retention.ms=3600000"); code != 0 || !strings.Contains(out, "created topic orders with 6 partitions") {
 		t.Fatalf("create: %d %q %q", code, out, errOut)
 	}
-	if code, _, errOut := kqctl("topic", "create", "orders"); code != 1 || !strings.Contains(errOut, "TOPIC_ALREADY_EXISTS") {
+	if code, _, errOut := kqctl("", "topic", "create", "orders"); code != 1 || !strings.Contains(errOut, "TOPIC_ALREADY_EXISTS") {
 		t.Fatalf("create again: %d %q", code, errOut)
 	}
-	if code, out, _ := kqctl("topic", "create", "orders", "--if-not-exists"); code != 0 || !strings.Contains(out, "exists") {
+	if code, out, _ := kqctl("", "topic", "create", "orders", "--if-not-exists"); code != 0 || !strings.Contains(out, "exists") {
 		t.Fatalf("create --if-not-exists: %d %q", code, out)
 	}
-	if code, _, errOut := kqctl("topic", "create", "bad name"); code != 1 || !strings.Contains(errOut, "may contain only") {
+	if code, _, errOut := kqctl("", "topic", "create", "bad name"); code != 1 || !strings.Contains(errOut, "use only letters, digits") {
 		t.Fatalf("bad name: %d %q", code, errOut)
 	}
-	if code, out, _ := kqctl("topic", "list"); code != 0 || !strings.Contains(out, "orders") || !strings.Contains(out, " 6\n") {
+	if code, out, _ := kqctl("", "topic", "list"); code != 0 || !strings.Contains(out, "orders") || !strings.Contains(out, "TOPIC") {
 		t.Fatalf("list: %d %q", code, out)
 	}
-	if code, _, errOut := kqctl("topic", "frobnicate"); code != 2 || !strings.Contains(errOut, "usage") {
+	code, out, _ := kqctl("", "topic", "list", "-o", "json")
+	var listed []struct {
+		Name       string `json:"name"`
+		Partitions int    `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(out), &listed); code != 0 || err != nil || len(listed) != 1 || listed[0].Name != "orders" || listed[0].Partitions != 6 {
+		t.Fatalf("list -o json: %d %v %q", code, err, out)
+	}
+
+	lines := "k1:{\"id\":1}\nk2:{\"id\":2}\nk1:{\"id\":3}\n"
+	if code, out, errOut := kqctl(lines, "produce", "orders", "-K", ":", "-H", "source=test"); code != 0 || !strings.Contains(out, "produced 3 records to orders") {
+		t.Fatalf("produce: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut := kqctl("", "topic", "describe", "orders")
+	if code != 0 || !strings.Contains(out, "PartitionCount: 6") || !strings.Contains(out, "Records: 3") || !strings.Contains(out, "retention.ms=3600000") || !strings.Contains(out, "END-OFFSET") {
+		t.Fatalf("describe: %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := kqctl("", "topic", "alter-config", "orders", "--set", "retention.ms=60000"); code != 0 || !strings.Contains(out, "altered") {
+		t.Fatalf("alter-config: %d %q %q", code, out, errOut)
+	}
+	if _, out, _ := kqctl("", "topic", "describe", "orders"); !strings.Contains(out, "retention.ms=60000") {
+		t.Fatalf("describe after alter: %q", out)
+	}
+	if code, _, errOut := kqctl("", "topic", "describe", "missing"); code != 1 || !strings.Contains(errOut, "kqctl topic create missing") {
+		t.Fatalf("describe a missing topic: %d %q", code, errOut)
+	}
+	if code, out, errOut := kqctl("", "topic", "delete", "orders"); code != 0 || !strings.Contains(out, "deleted topic orders") {
+		t.Fatalf("delete: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := kqctl("", "topic", "delete", "orders"); code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("delete again: %d %q", code, errOut)
+	}
+	if code, _, errOut := kqctl("", "topic", "frobnicate"); code != 2 || !strings.Contains(errOut, "usage") {
 		t.Fatalf("unknown verb: %d %q", code, errOut)
+	}
+}
+
+func TestProduceConsumeAndGroups(t *testing.T) {
+	b := brokertest.Start(t, nil)
+	kqctl := kqctlAt(b.Addr)
+	if code, _, errOut := kqctl("", "topic", "create", "payments", "-p", "3"); code != 0 {
+		t.Fatalf("create: %q", errOut)
+	}
+	if code, _, errOut := kqctl("a\nb\nc\nd\n", "produce", "payments", "-k", "order-7", "-H", "trace=t1"); code != 0 {
+		t.Fatalf("produce: %q", errOut)
+	}
+	// Not in a group: from earliest, -e stops at the end.
+	code, out, errOut := kqctl("", "consume", "payments", "--from", "earliest", "-e")
+	if code != 0 || out != "a\nb\nc\nd\n" {
+		t.Fatalf("consume: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = kqctl("", "consume", "payments", "--from", "earliest", "-n", "2", "--format", "json")
+	if code != 0 || strings.Count(out, "\n") != 2 {
+		t.Fatalf("consume -n 2: %d %q %q", code, out, errOut)
+	}
+	var first struct {
+		Key     string            `json:"key"`
+		Value   string            `json:"value"`
+		Offset  int64             `json:"offset"`
+		Headers map[string]string `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(strings.Split(out, "\n")[0]), &first); err != nil || first.Key != "order-7" || first.Value != "a" || first.Offset != 0 || first.Headers["trace"] != "t1" {
+		t.Fatalf("json record: %v %+v", err, first)
+	}
+
+	// In a group: it commits what it printed; describe shows lag 0.
+	if code, out, errOut := kqctl("", "consume", "payments", "-g", "billing", "--from", "earliest", "-e"); code != 0 || strings.Count(out, "\n") != 4 {
+		t.Fatalf("group consume: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := kqctl("e\nf\n", "produce", "payments", "-k", "order-7"); code != 0 {
+		t.Fatalf("produce more: %q", errOut)
+	}
+	code, out, errOut = kqctl("", "group", "describe", "billing")
+	if code != 0 || !strings.Contains(out, "CURRENT-OFFSET") || !strings.Contains(out, "total lag 2") {
+		t.Fatalf("group describe: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := kqctl("", "group", "list"); code != 0 || !strings.Contains(out, "billing") || !strings.Contains(out, "Empty") {
+		t.Fatalf("group list: %d %q", code, out)
+	}
+	// reset-offsets: a dry run by default, then --execute.
+	code, out, errOut = kqctl("", "group", "reset-offsets", "billing", "--topic", "payments", "--to", "earliest")
+	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, "NEW-OFFSET") {
+		t.Fatalf("reset dry run: %d %q %q", code, out, errOut)
+	}
+	if _, out, _ := kqctl("", "group", "describe", "billing", "-o", "json"); !strings.Contains(out, `"lag": 2`) {
+		t.Fatalf("the dry run changed the offsets: %q", out)
+	}
+	if code, out, errOut := kqctl("", "group", "reset-offsets", "billing", "--topic", "payments", "--to", "earliest", "--execute"); code != 0 || !strings.Contains(out, "offsets reset") {
+		t.Fatalf("reset --execute: %d %q %q", code, out, errOut)
+	}
+	if _, out, _ := kqctl("", "group", "describe", "billing", "-o", "json"); !strings.Contains(out, `"lag": 6`) {
+		t.Fatalf("after reset to earliest: %q", out)
+	}
+	if code, _, errOut := kqctl("", "group", "reset-offsets", "billing", "--topic", "payments", "--to", "sideways"); code != 2 || !strings.Contains(errOut, "earliest, latest, offset:N") {
+		t.Fatalf("bad --to: %d %q", code, errOut)
+	}
+	if code, out, errOut := kqctl("", "group", "delete", "billing"); code != 0 || !strings.Contains(out, "deleted group billing") {
+		t.Fatalf("group delete: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = kqctl("", "cluster", "describe", "-o", "json")
+	var info struct {
+		ClusterID string `json:"cluster_id"`
+		Brokers   []struct {
+			NodeID int32 `json:"node_id"`
+		} `json:"brokers"`
+		Topics int `json:"topics"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.ClusterID == "" || len(info.Brokers) != 1 || info.Topics != 1 {
+		t.Fatalf("cluster describe: %d %v %q", code, err, out)
+	}
+	if code, _, errOut := kqctl("", "produce", "nope"); code != 1 || !strings.Contains(errOut, "create it with: kqctl topic create nope") {
+		t.Fatalf("produce to a missing topic: %d %q", code, errOut)
+	}
+}
+
+func TestUnreachableBrokerNamesTheAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	t.Setenv("KQ_BROKERS", addr)
+	var stdout, stderr strings.Builder
+	code := run([]string{"topic", "list"}, strings.NewReader(""), &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "cannot reach the broker at "+addr) {
+		t.Fatalf("got %d %q", code, stderr.String())
 	}
 }
