@@ -27,7 +27,11 @@ type Client struct {
 // does not connect until the first call.
 func Dial(bootstrap string) (*Client, error) {
 	seeds := strings.Split(bootstrap, ",")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(5*time.Second), kgo.RequestRetries(2))
+	// kadm answers from the client's metadata cache when it is younger
+	// than MetadataMinAge (5s by default): a console would then miss a
+	// topic created a moment ago, so the cache is kept short.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(5*time.Second), kgo.RequestRetries(2),
+		kgo.MetadataMinAge(250*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}

@@ -96,13 +96,14 @@ func (c *Client) offsetsAndSizes(ctx context.Context, topics ...string) (starts,
 	if listed, err := c.admin.ListEndOffsets(ctx, topics...); err == nil {
 		fill(ends, listed)
 	}
-	set := kadm.TopicsSet{}
-	for _, t := range topics {
-		set.Add(t)
-	}
-	if dirs, err := c.admin.DescribeAllLogDirs(ctx, set); err == nil {
+	// A topic without partitions in the request asks for none of them, so
+	// ask for every topic (nil) and keep the ones wanted.
+	if dirs, err := c.admin.DescribeAllLogDirs(ctx, nil); err == nil {
 		dirs.Each(func(d kadm.DescribedLogDir) {
 			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+				if starts[p.Topic] == nil && ends[p.Topic] == nil {
+					return // not asked for
+				}
 				if sizes[p.Topic] == nil {
 					sizes[p.Topic] = map[int32]int64{}
 				}

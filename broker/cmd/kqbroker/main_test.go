@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,11 +40,14 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := bufio.NewScanner(stderr)
-	addr := ""
-	listen := regexp.MustCompile(`listen=(\S+)`)
+	addr, adminAddr := "", ""
+	listen, admin := regexp.MustCompile(`listen=(\S+)`), regexp.MustCompile(`admin=(\S+)`)
 	for addr == "" && lines.Scan() {
 		if m := listen.FindStringSubmatch(lines.Text()); m != nil && strings.Contains(lines.Text(), "kqbroker ready") {
 			addr = m[1]
+			if a := admin.FindStringSubmatch(lines.Text()); a != nil {
+				adminAddr = a[1]
+			}
 		}
 	}
 	if addr == "" {
@@ -62,6 +67,24 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	client.Close()
+
+	// The admin port: health, readiness, metrics and the console.
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ready",
+		"/metrics": `kqbroker_topic_records_in_total{topic="shutdown"} 1`,
+		"/":        "<title>kqbroker console</title>",
+	} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Fatalf("GET %s: %d, want %q in:\n%.2000s", path, resp.StatusCode, want, body)
+		}
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -54,6 +54,22 @@ func TestTopicVerbs(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "PartitionCount: 6") || !strings.Contains(out, "Records: 3") || !strings.Contains(out, "retention.ms=3600000") || !strings.Contains(out, "END-OFFSET") {
 		t.Fatalf("describe: %d %q %q", code, out, errOut)
 	}
+	_, out, _ = kqctl("", "topic", "describe", "orders", "-o", "json")
+	var described struct {
+		SizeBytes  int64 `json:"size_bytes"`
+		Partitions []struct {
+			EndOffset int64 `json:"end_offset"`
+			SizeBytes int64 `json:"size_bytes"`
+		} `json:"partition_details"`
+	}
+	if err := json.Unmarshal([]byte(out), &described); err != nil || described.SizeBytes <= 0 || len(described.Partitions) != 6 {
+		t.Fatalf("describe -o json: %v %q", err, out)
+	}
+	for _, p := range described.Partitions {
+		if (p.EndOffset > 0) != (p.SizeBytes > 0) {
+			t.Fatalf("a partition's size does not follow its records: %q", out)
+		}
+	}
 	if code, out, errOut := kqctl("", "topic", "alter-config", "orders", "--set", "retention.ms=60000"); code != 0 || !strings.Contains(out, "altered") {
 		t.Fatalf("alter-config: %d %q %q", code, out, errOut)
 	}

@@ -1,0 +1,266 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/broker/console"
+)
+
+// screenshots go to doc/console/ in the repository, for the docs.
+var screenshotDir = filepath.Join("..", "..", "doc", "console")
+
+func startConsole(t *testing.T) (brokerAddr, url string) {
+	t.Helper()
+	b := brokertest.Start(t, nil)
+	c, err := console.New(b.Addr, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	t.Cleanup(func() { srv.Close(); c.Close() })
+	return b.Addr, srv.URL
+}
+
+// browser starts Debian's headless Chromium.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (apt-get install chromium; .ci/run installs it), so the console is not tested in a browser")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+func screenshot(t *testing.T, name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var png []byte
+		if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(screenshotDir, name), png, 0o644)
+	})
+}
+
+// waitText waits until the element's text contains want.
+func waitText(sel, want string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var text string
+			if err := chromedp.Text(sel, &text, chromedp.ByQuery).Do(ctx); err == nil && strings.Contains(text, want) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never showed %q", sel, want)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// waitCount waits until the selector matches n elements.
+func waitCount(sel string, n int) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var count int
+			if err := chromedp.Evaluate(fmt.Sprintf("document.querySelectorAll(%q).length", sel), &count).Do(ctx); err == nil && count == n {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never matched %d elements", sel, n)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+func TestConsoleInChromium(t *testing.T) {
+	ctx := browser(t)
+	brokerAddr, url := startConsole(t)
+
+	// Create a topic through the form: a bad name is refused with a message.
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(url+"/#/create-topic"),
+		chromedp.WaitVisible(`#create input[name=name]`, chromedp.ByQuery),
+		chromedp.SendKeys(`#create input[name=name]`, "bad name", chromedp.ByQuery),
+		chromedp.Click(`#create button`, chromedp.ByQuery),
+		waitText(`#name-error`, "letters, digits"),
+		screenshot(t, "create-topic-validation.png"),
+		chromedp.SetValue(`#create input[name=name]`, "orders", chromedp.ByQuery),
+		chromedp.SetValue(`#create input[name=partitions]`, "3", chromedp.ByQuery),
+		chromedp.Click(`#create button`, chromedp.ByQuery),
+		waitText(`#create-result`, "Created orders with 3 partitions"),
+		screenshot(t, "create-topic.png"),
+	); err != nil {
+		t.Fatal(err)
+	}
+
+	// JSON records with keys and headers, then a group that consumed 4.
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr), kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for i := 0; i < 10; i++ {
+		value := fmt.Sprintf(`{"order_id":"o-%d","amount":%d,"items":[{"sku":"A-1","qty":2}]}`, i, 100*i)
+		r := &kgo.Record{Key: []byte(fmt.Sprintf("user-%d", i%3)), Value: []byte(value), Partition: int32(i % 3),
+			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}}
+		if err := client.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr), kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("orders"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consumed []*kgo.Record
+	for len(consumed) < 4 {
+		consumed = append(consumed, consumer.PollRecords(ctx, 4-len(consumed)).Records()...)
+	}
+	if err := consumer.CommitRecords(ctx, consumed...); err != nil {
+		t.Fatal(err)
+	}
+	consumer.Close() // the group is empty again, so its offsets can be reset
+
+	var svg int
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(url+"/#/"),
+		waitText(`#topic-count`, "1"),
+		waitText(`#page`, "Cluster id"),
+		// The throughput chart fills as the console samples.
+		chromedp.Sleep(600*time.Millisecond),
+		chromedp.Reload(),
+		waitText(`#page`, "records produced per second"),
+		chromedp.Evaluate(`document.querySelectorAll('.chart polyline').length`, &svg),
+		screenshot(t, "overview.png"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if svg != 1 {
+		t.Errorf("the overview has %d throughput charts, want 1", svg)
+	}
+
+	var rows int
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(url+"/#/topics/orders"),
+		waitText(`#messages`, `"order_id": "o-0"`), // pretty-printed JSON of partition 0
+		waitText(`#messages`, "traceparent=00-4bf92f"),
+		waitText(`#messages`, "user-0"),
+		chromedp.Evaluate(`document.querySelectorAll('#messages tbody tr').length`, &rows),
+		waitText(`#page`, "retention.ms"),
+		screenshot(t, "topic.png"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 4 { // offsets 0..3 of partition 0 hold records 0, 3, 6, 9
+		t.Errorf("partition 0 shows %d messages, want 4", rows)
+	}
+	// From offset 2: the records at offsets 2 and 3 (o-6 and o-9).
+	if err := chromedp.Run(ctx,
+		chromedp.SetValue(`#browse input[name=offset]`, "2", chromedp.ByQuery),
+		chromedp.Click(`#browse button`, chromedp.ByQuery),
+		waitCount(`#messages tbody tr`, 2),
+		waitText(`#messages`, `"order_id": "o-6"`),
+		waitText(`#messages`, `"order_id": "o-9"`),
+	); err != nil {
+		t.Fatal(err)
+	}
+
+	// The group: lag per partition, then a reset with a confirmation step.
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(url+"/#/groups"),
+		waitText(`#page`, "billing"),
+		chromedp.Navigate(url+"/#/groups/billing"),
+		waitText(`#group-lag`, "6"),
+		waitText(`#group-state`, "Empty"),
+		screenshot(t, "group.png"),
+		chromedp.SetValue(`#reset input[name=to]`, "earliest", chromedp.ByQuery),
+		chromedp.Click(`#reset button`, chromedp.ByQuery),
+		waitText(`#reset-result`, "Confirm reset"),
+		screenshot(t, "group-reset-confirm.png"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if lag := groupLag(t, url); lag != 6 {
+		t.Fatalf("the preview changed the offsets: lag %d", lag)
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.Click(`#confirm-reset`, chromedp.ByQuery),
+		waitText(`#group-lag`, "10"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if lag := groupLag(t, url); lag != 10 {
+		t.Fatalf("after the reset to earliest: lag %d, want 10", lag)
+	}
+}
+
+func groupLag(t *testing.T, url string) int64 {
+	t.Helper()
+	resp, err := http.Get(url + "/api/groups/billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Group struct {
+			Lag int64 `json:"lag"`
+		} `json:"group"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Group.Lag
+}
+
+func TestAPIErrorsSayWhatToDo(t *testing.T) {
+	_, url := startConsole(t)
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"GET", "/api/topics/missing", "", http.StatusNotFound, "kqctl topic create missing"},
+		{"POST", "/api/topics", `{"name":"x","partitions":0}`, http.StatusBadRequest, "partitions must be between 1 and 10000"},
+		{"POST", "/api/topics", `not json`, http.StatusBadRequest, "the form could not be read"},
+		{"GET", "/api/topics/missing/messages?time=yesterday", "", http.StatusBadRequest, "RFC 3339"},
+		{"POST", "/api/groups/g/reset", `{"topic":"t","to":"sideways"}`, http.StatusBadRequest, "earliest, latest"},
+	} {
+		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(body["error"], tc.want) {
+			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, tc.path, resp.StatusCode, body["error"], tc.status, tc.want)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kqstack/kqstack/broker/clock"
+	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/metrics"
+	"github.com/kqstack/kqstack/broker/server"
+)
+
+// startMeasuredBroker runs a real broker whose server records into m.
+func startMeasuredBroker(t *testing.T) (string, *metrics.Metrics) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen, cfg.GroupInitialRebalanceDelayMs = t.TempDir(), ln.Addr().String(), 0
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cl, err := cluster.Open(cfg, clock.System{}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(cl)
+	srv := server.New(cl, logger)
+	srv.SetMetrics(m)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = cl.Close()
+	})
+	return ln.Addr().String(), m
+}
+
+// scrape reads /metrics as Prometheus would, returning "name{labels}" -> value.
+func scrape(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	families, err := new(expfmt.TextParser).TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	if err != nil {
+		t.Fatalf("the exposition does not parse: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, metric := range f.Metric {
+			var labels []string
+			for _, l := range metric.Label {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			key := name + "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case metric.Counter != nil:
+				out[key] = metric.Counter.GetValue()
+			case metric.Gauge != nil:
+				out[key] = metric.Gauge.GetValue()
+			case metric.Histogram != nil:
+				out[key+"_count"] = float64(metric.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func TestMetricsFollowRealTraffic(t *testing.T) {
+	addr, m := startMeasuredBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := kadm.NewClient(client).CreateTopic(ctx, 2, 1, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	// acks=all (franz-go's default): 10 records, each durable before its ack.
+	for i := 0; i < 10; i++ {
+		r := &kgo.Record{Value: []byte(`{"n":1}`), Partition: 0}
+		if err := client.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("orders"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	var got []*kgo.Record
+	for len(got) < 4 {
+		fetches := consumer.PollRecords(ctx, 4-len(got))
+		if err := fetches.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fetches.Records()...)
+	}
+	if err := consumer.CommitRecords(ctx, got...); err != nil {
+		t.Fatal(err)
+	}
+
+	s := scrape(t, m)
+	for key, want := range map[string]float64{
+		"kqbroker_topic_records_in_total{topic=orders}":                           10,
+		"kqbroker_partition_log_end_offset{partition=0,topic=orders}":             10,
+		"kqbroker_partition_log_start_offset{partition=0,topic=orders}":           0,
+		"kqbroker_group_committed_offset{group=billing,partition=0,topic=orders}": 4,
+		"kqbroker_group_lag{group=billing,partition=0,topic=orders}":              6,
+		"kqbroker_group_members{group=billing,state=Stable}":                      1,
+		"kqbroker_topics{}": 1,
+	} {
+		if s[key] != want {
+			t.Errorf("%s = %v, want %v", key, s[key], want)
+		}
+	}
+	for key, atLeast := range map[string]float64{
+		"kqbroker_topic_records_out_total{topic=orders}":                  4,
+		"kqbroker_partition_size_bytes{partition=0,topic=orders}":         10 * 61,
+		"kqbroker_fsync_duration_seconds{}_count":                         10, // one fsync per acks=all request at least
+		"kqbroker_connections{}":                                          2,
+		"kqbroker_requests_total{api=Produce,version=11}":                 10,
+		"kqbroker_request_duration_seconds{api=Produce,version=11}_count": 10,
+		"kqbroker_requests_total{api=JoinGroup,version=9}":                1,
+		"go_goroutines{}": 1,
+	} {
+		if s[key] < atLeast {
+			t.Errorf("%s = %v, want at least %v", key, s[key], atLeast)
+		}
+	}
+}
