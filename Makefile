@@ -20,6 +20,7 @@ run-broker: bin/kqbroker
 
 build:
 	$(GO) build -o bin/kqbroker ./broker/cmd/kqbroker
+	$(GO) build -o bin/kqctl ./broker/cmd/kqctl
 	$(GO) build -o bin/payment-api ./app/payment/cmd/api
 	$(GO) build -o bin/order-api ./app/order/cmd/api
 	$(GO) build -o bin/order-mq ./app/order/cmd/mq
@@ -32,12 +33,13 @@ test: lint
 	@command -v kcat >/dev/null 2>&1 || echo "note: kcat is not installed, so the kcat tests will skip; apt-get install kcat (.ci/run does)"
 	@command -v redis-server >/dev/null 2>&1 || echo "note: redis-server is not installed, so the Redis tests will skip; apt-get install redis-server (.ci/run does)"
 	@command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || echo "note: MariaDB is not installed, so the MySQL-protocol end-to-end test will skip; apt-get install mariadb-server (.ci/run does)"
+	@command -v chromium >/dev/null 2>&1 || echo "note: chromium is not installed, so the web console's browser test will skip; apt-get install chromium (.ci/run does)"
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 test-race:
 	$(GO) test -race $(TEST_FLAGS) $(PKGS)
 
-# The standard kqbench suite (about 5 minutes): kqbroker side by side with
+# The standard kqbench suite (about 3 minutes): kqbroker side by side with
 # franz-go's kfake, alternating runs; it rewrites the table in
 # doc/benchmarks.md. One workload: go run ./broker/cmd/kqbench produce -vs kfake
 bench:

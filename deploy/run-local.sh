@@ -56,5 +56,6 @@ echo
 ./bin/demo
 echo
 echo "the stack is running: order-api http://127.0.0.1:8001/order/v1, payment-api http://127.0.0.1:8002/payment/v1, kqbroker 127.0.0.1:9092"
+echo "kqbroker console and metrics: http://127.0.0.1:9644 (/metrics, /readyz); bin/kqctl group describe payment-update-paystatus-group"
 echo "Ctrl-C stops it"
 wait
