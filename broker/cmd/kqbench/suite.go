@@ -31,6 +31,9 @@ var standardSuite = []suiteRow{
 	{args: []string{"idle", "-vs", "kfake"}, goal: goal{valueAtMost: 30}},
 	{args: []string{"produce", "-size", "100", "-acks", "1", "-partitions", "1", "-vs", "kfake"}, goal: goal{ratioAtLeast: 1.3}},
 	{args: []string{"consume", "-size", "100", "-records", "2000000", "-vs", "kfake"}, goal: goal{ratioAtLeast: 1.2}},
+	// The same runs: what each broker spent, per record, while the client set the pace.
+	{args: []string{"produce", "-size", "100", "-acks", "1", "-partitions", "1", "-vs", "kfake"}, metric: "broker cpu µs/1k records"},
+	{args: []string{"consume", "-size", "100", "-records", "2000000", "-vs", "kfake"}, metric: "broker cpu µs/1k records"},
 	{args: []string{"produce", "-size", "100", "-acks", "all", "-partitions", "1"}, against: []string{"produce", "-size", "100", "-acks", "1", "-partitions", "1"}, goal: goal{ratioAtLeast: 0.7}},
 	{args: []string{"produce", "-size", "100", "-acks", "all", "-partitions", "1", "-vs", "kfake"}},
 	{args: []string{"produce", "-size", "100", "-acks", "0", "-partitions", "1", "-vs", "kfake"}},
@@ -183,7 +186,7 @@ func formatStats(s stats, metric string, runs []measurement) string {
 	}
 	var others []string
 	for name := range runs[0] {
-		if name != metric && (strings.HasSuffix(name, " ms") || name == "rss MB" || name == "peak rss MB" || name == "records/s") {
+		if name != metric && (strings.HasSuffix(name, " ms") || name == "rss MB" || name == "peak rss MB" || name == "records/s" || strings.HasSuffix(name, "cpu %")) {
 			others = append(others, name)
 		}
 	}
@@ -196,7 +199,7 @@ func formatStats(s stats, metric string, runs []measurement) string {
 
 // lowerIsBetter: latencies, memory and times, as opposed to rates.
 func lowerIsBetter(metric string) bool {
-	return strings.HasSuffix(metric, " ms") || strings.HasSuffix(metric, "MB") || metric == "ms"
+	return strings.HasSuffix(metric, " ms") || strings.HasSuffix(metric, "MB") || metric == "ms" || strings.Contains(metric, "cpu µs")
 }
 
 func memTotal() string {
