@@ -394,6 +394,18 @@ func (c *Cluster) clearStaleDir(topic string, index int32) error {
 
 // DeleteTopic deletes a topic and its data.
 func (c *Cluster) DeleteTopic(name string) error {
+	if err := c.deleteTopic(name); err != nil {
+		return err
+	}
+	// As Kafka does: committed offsets of a deleted topic go with it, so a
+	// topic created again under the name does not inherit them.
+	if err := c.groups.TopicDeleted(name); err != nil {
+		c.logger.Error("removing the deleted topic's committed offsets", "topic", name, "err", err)
+	}
+	return nil
+}
+
+func (c *Cluster) deleteTopic(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, ok := c.topics[name]

@@ -530,6 +530,24 @@ func (c *Coordinator) GroupOffsets(groupID string) map[TopicPartition]Offset {
 	return c.offsets.GroupOffsets(groupID)
 }
 
+// TopicDeleted removes every group's committed offsets for a deleted topic
+// (tombstones in __consumer_offsets), whatever the group's state.
+func (c *Coordinator) TopicDeleted(topic string) error {
+	var errs []error
+	for _, listing := range c.List(nil) {
+		deletes := map[TopicPartition]*Offset{}
+		for tp := range c.offsets.GroupOffsets(listing.Group) {
+			if tp.Topic == topic {
+				deletes[tp] = nil
+			}
+		}
+		if len(deletes) > 0 {
+			errs = append(errs, c.offsets.commit(listing.Group, deletes))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // DeleteOffsets deletes a group's committed offsets for partitions the
 // group is not consuming (OffsetDelete).
 func (c *Coordinator) DeleteOffsets(groupID string, tps []TopicPartition) error {

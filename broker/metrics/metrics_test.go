@@ -134,6 +134,15 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 			t.Errorf("%s = %v, want %v", key, s[key], want)
 		}
 	}
+	if _, err := kadm.NewClient(client).DeleteTopics(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	after := scrape(t, m)
+	for key := range after {
+		if strings.Contains(key, "topic=orders") {
+			t.Errorf("%s is still exported after the topic was deleted", key)
+		}
+	}
 	for key, atLeast := range map[string]float64{
 		"kqbroker_topic_records_out_total{topic=orders}":                  4,
 		"kqbroker_partition_size_bytes{partition=0,topic=orders}":         10 * 61,

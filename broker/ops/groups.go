@@ -182,9 +182,17 @@ type ResetRow struct {
 	New       int64  `json:"new_offset"`
 }
 
-// PlanReset computes the new offsets of group on topic (every partition),
-// clamped to the log's start and end, without changing anything.
-func (c *Client) PlanReset(ctx context.Context, group, topic string, to ResetTarget) ([]ResetRow, error) {
+// Position is where a target lands in one partition, clamped to the log.
+type Position struct {
+	Partition int32
+	Start     int64 // the log start offset
+	End       int64 // the log end offset
+	Target    int64
+}
+
+// Positions resolves a target (earliest, latest, an offset, a time) in
+// every partition of topic; ShiftBy is taken from the log start.
+func (c *Client) Positions(ctx context.Context, topic string, to ResetTarget) ([]Position, error) {
 	if _, err := c.Topic(ctx, topic); err != nil {
 		return nil, err
 	}
@@ -202,39 +210,69 @@ func (c *Client) PlanReset(ctx context.Context, group, topic string, to ResetTar
 			return nil, c.explain(err)
 		}
 	}
+	var out []Position
+	ends.Each(func(end kadm.ListedOffset) {
+		start, _ := starts.Lookup(topic, end.Partition)
+		p := Position{Partition: end.Partition, Start: start.Offset, End: end.Offset}
+		switch {
+		case to.Earliest:
+			p.Target = p.Start
+		case to.Latest:
+			p.Target = p.End
+		case to.Offset != nil:
+			p.Target = *to.Offset
+		case to.ShiftBy != nil:
+			p.Target = p.Start + *to.ShiftBy
+		default:
+			o, _ := atTime.Lookup(topic, end.Partition)
+			p.Target = o.Offset
+		}
+		p.Target = min(max(p.Target, p.Start), p.End)
+		out = append(out, p)
+	})
+	slices.SortFunc(out, func(a, b Position) int { return int(a.Partition - b.Partition) })
+	return out, nil
+}
+
+// Committed returns a group's committed offsets on topic by partition
+// (partitions with nothing committed are absent).
+func (c *Client) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
 	committed, err := c.admin.FetchOffsets(ctx, group)
 	if err != nil {
 		return nil, c.explain(err)
 	}
-	var rows []ResetRow
-	ends.Each(func(end kadm.ListedOffset) {
-		start, _ := starts.Lookup(topic, end.Partition)
-		current := int64(-1)
-		if o, ok := committed.Lookup(topic, end.Partition); ok && o.Err == nil {
-			current = o.At
+	out := map[int32]int64{}
+	committed.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil && o.At >= 0 {
+			out[o.Partition] = o.At
 		}
-		var target int64
-		switch {
-		case to.Earliest:
-			target = start.Offset
-		case to.Latest:
-			target = end.Offset
-		case to.Offset != nil:
-			target = *to.Offset
-		case to.ShiftBy != nil:
-			base := current
-			if base < 0 {
-				base = start.Offset
-			}
-			target = base + *to.ShiftBy
-		default:
-			o, _ := atTime.Lookup(topic, end.Partition)
-			target = o.Offset
-		}
-		target = min(max(target, start.Offset), end.Offset)
-		rows = append(rows, ResetRow{Topic: topic, Partition: end.Partition, Current: current, New: target})
 	})
-	slices.SortFunc(rows, func(a, b ResetRow) int { return int(a.Partition - b.Partition) })
+	return out, nil
+}
+
+// PlanReset computes the new offsets of group on topic (every partition),
+// clamped to the log's start and end, without changing anything.
+func (c *Client) PlanReset(ctx context.Context, group, topic string, to ResetTarget) ([]ResetRow, error) {
+	positions, err := c.Positions(ctx, topic, to)
+	if err != nil {
+		return nil, err
+	}
+	committed, err := c.Committed(ctx, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	var rows []ResetRow
+	for _, p := range positions {
+		current, ok := committed[p.Partition]
+		if !ok {
+			current = -1
+		}
+		target := p.Target
+		if to.ShiftBy != nil && ok {
+			target = min(max(current+*to.ShiftBy, p.Start), p.End)
+		}
+		rows = append(rows, ResetRow{Topic: topic, Partition: p.Partition, Current: current, New: target})
+	}
 	return rows, nil
 }
 

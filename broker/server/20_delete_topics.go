@@ -46,6 +46,7 @@ func handleDeleteTopics(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			topic.ErrorMessage = errorMessage(err)
 		} else {
 			c.logger.Info("topic deleted by request", "topic", name, "client_id", c.currentClientID())
+			c.server.metrics.TopicDeleted(name)
 		}
 		resp.Topics = append(resp.Topics, topic)
 	}

@@ -108,3 +108,60 @@ func TestGroupAdministration(t *testing.T) {
 		}
 	}
 }
+
+// As in Kafka, deleting a topic deletes the groups' committed offsets on
+// it: a topic created again under the name starts with none, also after a
+// restart (the deletion is in __consumer_offsets).
+func TestDeletedTopicTakesItsCommittedOffsets(t *testing.T) {
+	b := groupBroker(t)
+	const topic, groupID = "recreated", "recreated-group"
+	ctx := testContext(t)
+	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	admin := kadm.NewClient(client)
+	if _, err := admin.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	offsets := kadm.Offsets{}
+	offsets.AddOffset(topic, 0, 0, -1)
+	offsets.AddOffset(topic, 1, 0, -1)
+	offsets.AddOffset("other", 0, 0, -1)
+	if _, err := admin.CreateTopic(ctx, 1, 1, nil, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := admin.CommitOffsets(ctx, groupID, offsets); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	if _, err := admin.DeleteTopics(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		fetched, err := admin.FetchOffsets(ctx, groupID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := int32(0); p < 2; p++ {
+			if o, ok := fetched.Lookup(topic, p); ok && o.At >= 0 {
+				t.Errorf("%s: %s[%d] still has committed offset %d", when, topic, p, o.At)
+			}
+		}
+		if o, ok := fetched.Lookup("other", 0); !ok || o.At != 0 {
+			t.Errorf("%s: the other topic's offset was lost: %+v", when, o)
+		}
+	}
+	check("after the delete")
+	client.Close()
+	b.Restart(t)
+	client, err = kgo.NewClient(kgo.SeedBrokers(b.Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin = kadm.NewClient(client)
+	check("after a restart")
+}

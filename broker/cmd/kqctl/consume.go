@@ -37,36 +37,48 @@ func consume(e *env, args []string) error {
 		*format = "json"
 	}
 	topic := topics[0]
-	start, err := parseFrom(*from)
+	target, err := parseFrom(*from)
 	if err != nil {
 		return err
 	}
-	detail, err := e.client.Topic(e.ctx, topic)
+	if *group != "" && *partition >= 0 {
+		return usageError{"-p and -g exclude each other: a group's partitions are assigned by the group"}
+	}
+	positions, err := e.client.Positions(e.ctx, topic, target)
 	if err != nil {
 		return err
 	}
-	if *partition >= detail.TopicSummary.Partitions {
-		return fmt.Errorf("topic %s has partitions 0 to %d, not %d", topic, detail.TopicSummary.Partitions-1, *partition)
+	if *partition >= len(positions) {
+		return fmt.Errorf("topic %s has partitions 0 to %d, not %d", topic, len(positions)-1, *partition)
 	}
-	// With -e: where each partition ends now; a partition already at its
-	// end (or empty) is done.
+	committed := map[int32]int64{}
+	if *group != "" {
+		if committed, err = e.client.Committed(e.ctx, *group, topic); err != nil {
+			return err
+		}
+	}
+	// Where each partition starts (a group resumes from its commits) and,
+	// for -e, where it ends now: a partition that starts at its end is done.
+	starts := map[int32]kgo.Offset{}
 	remaining := map[int32]int64{}
-	for _, p := range detail.Partitions {
-		if (*partition < 0 || p.Partition == int32(*partition)) && p.EndOffset > p.StartOffset {
-			remaining[p.Partition] = p.EndOffset
+	for _, p := range positions {
+		if *partition >= 0 && p.Partition != int32(*partition) {
+			continue
+		}
+		start := p.Target
+		if c, ok := committed[p.Partition]; ok {
+			start = c
+		}
+		starts[p.Partition] = kgo.NewOffset().At(start)
+		if start < p.End {
+			remaining[p.Partition] = p.End
 		}
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(e.client.Bootstrap...), kgo.FetchMaxWait(500 * time.Millisecond)}
-	switch {
-	case *group != "":
-		if *partition >= 0 {
-			return usageError{"-p and -g exclude each other: a group's partitions are assigned by the group"}
-		}
-		opts = append(opts, kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start), kgo.DisableAutoCommit())
-	case *partition >= 0:
-		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {int32(*partition): start}}))
-	default:
-		opts = append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start))
+	if *group != "" {
+		opts = append(opts, kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(resetOffset(target)), kgo.DisableAutoCommit())
+	} else {
+		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}))
 	}
 	consumer, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -128,25 +140,40 @@ func printRecord(e *env, r *kgo.Record, format string) {
 	fmt.Fprintln(e.out.w, string(line))
 }
 
-// parseFrom reads --from: earliest, latest, an offset, or a time.
-func parseFrom(s string) (kgo.Offset, error) {
+// parseFrom reads --from: earliest, latest, an offset, or a time
+// (RFC 3339, or @ and Unix milliseconds).
+func parseFrom(s string) (ops.ResetTarget, error) {
 	switch {
 	case s == "earliest" || s == "beginning":
-		return kgo.NewOffset().AtStart(), nil
+		return ops.ResetTarget{Earliest: true}, nil
 	case s == "latest" || s == "end":
-		return kgo.NewOffset().AtEnd(), nil
+		return ops.ResetTarget{Latest: true}, nil
 	case strings.HasPrefix(s, "@"):
 		ms, err := strconv.ParseInt(s[1:], 10, 64)
 		if err != nil {
-			return kgo.Offset{}, usageError{fmt.Sprintf("--from %q: @ needs Unix milliseconds, e.g. @1763800000000", s)}
+			return ops.ResetTarget{}, usageError{fmt.Sprintf("--from %q: @ needs Unix milliseconds, e.g. @1763800000000", s)}
 		}
-		return kgo.NewOffset().AfterMilli(ms), nil
+		return ops.ResetTarget{Time: time.UnixMilli(ms)}, nil
 	}
 	if offset, err := strconv.ParseInt(s, 10, 64); err == nil && offset >= 0 {
-		return kgo.NewOffset().At(offset), nil
+		return ops.ResetTarget{Offset: &offset}, nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return kgo.NewOffset().AfterMilli(t.UnixMilli()), nil
+		return ops.ResetTarget{Time: t}, nil
 	}
-	return kgo.Offset{}, usageError{fmt.Sprintf("--from %q: use earliest, latest, an offset, or a time (2026-11-22T10:00:00Z, or @ and Unix ms)", s)}
+	return ops.ResetTarget{}, usageError{fmt.Sprintf("--from %q: use earliest, latest, an offset, or a time (2026-11-22T10:00:00Z, or @ and Unix ms)", s)}
+}
+
+// resetOffset is where a group starts a partition it has no commit for.
+func resetOffset(t ops.ResetTarget) kgo.Offset {
+	switch {
+	case t.Earliest:
+		return kgo.NewOffset().AtStart()
+	case t.Latest:
+		return kgo.NewOffset().AtEnd()
+	case t.Offset != nil:
+		return kgo.NewOffset().At(*t.Offset)
+	default:
+		return kgo.NewOffset().AfterMilli(t.Time.UnixMilli())
+	}
 }

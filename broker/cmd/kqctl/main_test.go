@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/broker/config"
@@ -103,6 +105,34 @@ func TestProduceConsumeAndGroups(t *testing.T) {
 	code, out, errOut := kqctl("", "consume", "payments", "--from", "earliest", "-e")
 	if code != 0 || out != "a\nb\nc\nd\n" {
 		t.Fatalf("consume: %d %q %q", code, out, errOut)
+	}
+	// -e ends at once where there is nothing to read from the start chosen.
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, from := range []string{"latest", future} {
+		if code, out, errOut := kqctl("", "consume", "payments", "--from", from, "-e"); code != 0 || out != "" {
+			t.Fatalf("consume --from %s -e: %d %q %q", from, code, out, errOut)
+		}
+	}
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if code, out, errOut := kqctl("", "consume", "payments", "--from", past, "-e"); code != 0 || out != "a\nb\nc\nd\n" {
+		t.Fatalf("consume --from an hour ago: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = kqctl("", "topic", "describe", "payments", "-o", "json")
+	var placed struct {
+		Partitions []struct {
+			Partition int32 `json:"partition"`
+			EndOffset int64 `json:"end_offset"`
+		} `json:"partition_details"`
+	}
+	if err := json.Unmarshal([]byte(out), &placed); err != nil {
+		t.Fatalf("describe: %v %q %q", err, out, errOut)
+	}
+	for _, p := range placed.Partitions {
+		if p.EndOffset == 4 { // the keyed records all went to one partition
+			if code, out, errOut := kqctl("", "consume", "payments", "-p", fmt.Sprint(p.Partition), "--from", "2", "-e"); code != 0 || out != "c\nd\n" {
+				t.Fatalf("consume -p %d --from 2: %d %q %q", p.Partition, code, out, errOut)
+			}
+		}
 	}
 	code, out, errOut = kqctl("", "consume", "payments", "--from", "earliest", "-n", "2", "--format", "json")
 	if code != 0 || strings.Count(out, "\n") != 2 {
