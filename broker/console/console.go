@@ -36,8 +36,8 @@ type Console struct {
 	done   chan struct{}
 
 	mu         sync.Mutex
-	throughput []Sample            // records produced per second, cluster-wide
-	lag        map[string][]Sample // per group, total lag
+	throughput []Sample               // records produced per second, cluster-wide
+	lag        map[string][]LagSample // per group
 	lastTotal  int64
 	lastAt     time.Time
 }
@@ -48,6 +48,14 @@ type Sample struct {
 	Value float64   `json:"value"`
 }
 
+// LagSample is a group's lag at one time: in all, and per partition
+// ("topic-partition").
+type LagSample struct {
+	At         time.Time        `json:"at"`
+	Value      float64          `json:"value"`
+	Partitions map[string]int64 `json:"partitions"`
+}
+
 // New makes a console for the broker at bootstrap, sampling every interval.
 func New(bootstrap string, interval time.Duration) (*Console, error) {
 	client, err := ops.Dial(bootstrap)
@@ -55,7 +63,7 @@ func New(bootstrap string, interval time.Duration) (*Console, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Console{client: client, mux: http.NewServeMux(), stop: cancel, done: make(chan struct{}), lag: map[string][]Sample{}}
+	c := &Console{client: client, mux: http.NewServeMux(), stop: cancel, done: make(chan struct{}), lag: map[string][]LagSample{}}
 	pages, _ := fs.Sub(static, "static")
 	c.mux.Handle("GET /", http.FileServerFS(pages))
 	c.mux.HandleFunc("GET /api/overview", c.overview)
@@ -113,16 +121,27 @@ func (c *Console) sample(ctx context.Context) {
 		c.lastTotal, c.lastAt = total, now
 		c.mu.Unlock()
 	}
-	if groups, err := c.client.Groups(ctx); err == nil {
-		c.mu.Lock()
-		for _, g := range groups {
-			c.lag[g.Group] = appendSample(c.lag[g.Group], Sample{At: now, Value: float64(g.Lag)})
+	groups, err := c.client.Groups(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range groups {
+		detail, err := c.client.Group(ctx, g.Group)
+		if err != nil {
+			continue
 		}
+		sample := LagSample{At: now, Value: float64(detail.Lag), Partitions: map[string]int64{}}
+		for _, p := range detail.Partitions {
+			sample.Partitions[p.Topic+"-"+strconv.Itoa(int(p.Partition))] = p.Lag
+		}
+		c.mu.Lock()
+		c.lag[g.Group] = appendSample(c.lag[g.Group], sample)
 		c.mu.Unlock()
 	}
 }
 
-func appendSample(samples []Sample, s Sample) []Sample {
+// appendSample adds s and keeps the last historyLength samples.
+func appendSample[S any](samples []S, s S) []S {
 	samples = append(samples, s)
 	if len(samples) > historyLength {
 		samples = samples[len(samples)-historyLength:]
@@ -260,7 +279,7 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mu.Lock()
-	history := append([]Sample{}, c.lag[id]...)
+	history := append([]LagSample{}, c.lag[id]...)
 	c.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"group": detail, "lag_history": history})
 }

@@ -198,6 +198,11 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.Navigate(url+"/#/groups/billing"),
 		waitText(`#group-lag`, "6"),
 		waitText(`#group-state`, "Empty"),
+		// One line per partition once the console has two samples.
+		chromedp.Sleep(500*time.Millisecond),
+		chromedp.Reload(),
+		waitCount(`.chart polyline[data-partition]`, 3),
+		waitText(`.legend`, "orders-1: 3"),
 		screenshot(t, "group.png"),
 		chromedp.SetValue(`#reset input[name=to]`, "earliest", chromedp.ByQuery),
 		chromedp.Click(`#reset button`, chromedp.ByQuery),

@@ -52,6 +52,29 @@ function chart(samples, label) {
     <polyline fill="none" stroke="#2f6fdb" stroke-width="2" points="${points}"/></svg></div>`;
 }
 
+// lagChart draws one line per partition from the group's lag samples.
+function lagChart(history) {
+  if (!history || history.length < 2) {
+    return `<div class="chart"><div class="muted">lag per partition: collecting samples (one every few seconds)…</div></div>`;
+  }
+  const colors = ["#2f6fdb", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#0b7285", "#5c940d", "#e67700", "#364fc7", "#a61e4d"];
+  const keys = [...new Set(history.flatMap((s) => Object.keys(s.partitions || {})))].sort();
+  const w = 600, h = 140;
+  const max = Math.max(1, ...history.flatMap((s) => Object.values(s.partitions || {})));
+  const t0 = new Date(history[0].at).getTime(), t1 = new Date(history[history.length - 1].at).getTime();
+  const x = (s) => ((new Date(s.at).getTime() - t0) / Math.max(1, t1 - t0)) * (w - 10) + 5;
+  const y = (v) => h - 5 - (v / max) * (h - 25);
+  const lines = keys.map((k, i) => {
+    const points = history.filter((s) => k in (s.partitions || {})).map((s) => `${x(s).toFixed(1)},${y(s.partitions[k]).toFixed(1)}`).join(" ");
+    return `<polyline data-partition="${esc(k)}" fill="none" stroke="${colors[i % colors.length]}" stroke-width="2" points="${points}"/>`;
+  }).join("");
+  const last = history[history.length - 1].partitions || {};
+  const legend = keys.map((k, i) => `<span style="color:${colors[i % colors.length]}">■</span> ${esc(k)}: ${fmt.num(last[k] ?? 0)}`).join(" &nbsp; ");
+  return `<div class="chart"><div>lag per partition (records), max ${fmt.num(max)} <span class="muted">(${Math.round((t1 - t0) / 1000)} s)</span></div>
+    <svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none" role="img" aria-label="lag per partition">${lines}</svg>
+    <div class="legend">${legend}</div></div>`;
+}
+
 function table(headers, rows) {
   const th = headers.map((h) => `<th class="${h.num ? "num" : ""}">${esc(h.label)}</th>`).join("");
   const body = rows.map((r) => "<tr>" + r.map((c, i) => `<td class="${headers[i].num ? "num" : ""}">${c}</td>`).join("") + "</tr>").join("");
@@ -140,7 +163,7 @@ async function group(id) {
       <div class="card"><div class="label">Members</div><div class="value">${g.members?.length ?? 0}</div></div>
       <div class="card"><div class="label">Total lag</div><div class="value" id="group-lag">${fmt.num(g.lag)}</div></div>
     </div>
-    <h2>Lag over time</h2>${chart(history, "total lag (records)")}
+    <h2>Lag over time</h2>${lagChart(history)}
     <h2>Partitions</h2>
     ${table([{ label: "Topic" }, { label: "Partition", num: true }, { label: "Committed", num: true }, { label: "Log end", num: true }, { label: "Lag", num: true }, { label: "Member" }],
       g.partitions.map((p) => [esc(p.topic), p.partition, p.current_offset < 0 ? "—" : fmt.num(p.current_offset), fmt.num(p.log_end_offset), fmt.num(p.lag), esc(p.consumer_id ? `${p.client_id} ${p.host}` : "")]))}
