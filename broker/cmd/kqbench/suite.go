@@ -41,6 +41,7 @@ var standardSuite = []suiteRow{
 	{args: []string{"produce", "-size", "16384", "-acks", "1", "-partitions", "64", "-vs", "kfake"}},
 	{args: []string{"latency", "-rate", "20000", "-acks", "all", "-duration", "5s", "-vs", "kfake"}, goal: goal{valueAtMost: 3}},
 	{args: []string{"pipeline", "-events", "20000", "-vs", "kfake"}, goal: goal{ratioAtLeast: 1.0}},
+	{args: []string{"partitions", "-partitions", "10", "-records", "200000", "-vs", "kfake"}, metric: "records/s"},
 	{args: []string{"partitions", "-partitions", "100", "-records", "200000", "-vs", "kfake"}, metric: "records/s"},
 	{args: []string{"partitions", "-partitions", "1000", "-records", "200000", "-vs", "kfake"}, metric: "records/s"},
 	// The same runs, for the broker's memory with 1,000 partitions.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,11 +97,24 @@ func TestTopicVerbs(t *testing.T) {
 func TestProduceConsumeAndGroups(t *testing.T) {
 	b := brokertest.Start(t, nil)
 	kqctl := kqctlAt(b.Addr)
-	if code, _, errOut := kqctl("", "topic", "create", "payments", "-p", "3"); code != 0 {
-		t.Fatalf("create: %q", errOut)
+	for _, topic := range []string{"payments", "audit"} {
+		if code, _, errOut := kqctl("", "topic", "create", topic, "-p", "3"); code != 0 {
+			t.Fatalf("create %s: %q", topic, errOut)
+		}
 	}
 	if code, _, errOut := kqctl("a\nb\nc\nd\n", "produce", "payments", "-k", "order-7", "-H", "trace=t1"); code != 0 {
 		t.Fatalf("produce: %q", errOut)
+	}
+	// From a file, with acks=1.
+	file := filepath.Join(t.TempDir(), "records.txt")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kqctl("", "produce", "audit", "-f", file, "--acks", "1"); code != 0 || !strings.Contains(out, "produced 1 records to audit") {
+		t.Fatalf("produce -f: %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := kqctl("", "consume", "audit", "--from", "earliest", "-e"); code != 0 || out != "from-file\n" {
+		t.Fatalf("consume what -f produced: %d %q %q", code, out, errOut)
 	}
 	// Not in a group: from earliest, -e stops at the end.
 	code, out, errOut := kqctl("", "consume", "payments", "--from", "earliest", "-e")
@@ -170,6 +185,23 @@ func TestProduceConsumeAndGroups(t *testing.T) {
 	if _, out, _ := kqctl("", "group", "describe", "billing", "-o", "json"); !strings.Contains(out, `"lag": 2`) {
 		t.Fatalf("the dry run changed the offsets: %q", out)
 	}
+	// shift:-1 moves each committed offset back by one (a partition with
+	// nothing committed moves from the log start, clamped to it).
+	code, out, errOut = kqctl("", "group", "reset-offsets", "billing", "--topic", "payments", "--to", "shift:-1", "-o", "json")
+	var shifted struct {
+		Offsets []struct {
+			Current int64 `json:"current_offset"`
+			New     int64 `json:"new_offset"`
+		} `json:"offsets"`
+	}
+	if err := json.Unmarshal([]byte(out), &shifted); code != 0 || err != nil || len(shifted.Offsets) != 3 {
+		t.Fatalf("reset shift:-1: %d %v %q %q", code, err, out, errOut)
+	}
+	for _, o := range shifted.Offsets {
+		if o.Current > 0 && o.New != o.Current-1 || o.Current < 0 && o.New != 0 {
+			t.Fatalf("shift:-1 planned %+v", shifted.Offsets)
+		}
+	}
 	if code, out, errOut := kqctl("", "group", "reset-offsets", "billing", "--topic", "payments", "--to", "earliest", "--execute"); code != 0 || !strings.Contains(out, "offsets reset") {
 		t.Fatalf("reset --execute: %d %q %q", code, out, errOut)
 	}
@@ -190,7 +222,7 @@ func TestProduceConsumeAndGroups(t *testing.T) {
 		} `json:"brokers"`
 		Topics int `json:"topics"`
 	}
-	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.ClusterID == "" || len(info.Brokers) != 1 || info.Topics != 1 {
+	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.ClusterID == "" || len(info.Brokers) != 1 || info.Topics != 2 {
 		t.Fatalf("cluster describe: %d %v %q", code, err, out)
 	}
 	if code, _, errOut := kqctl("", "produce", "nope"); code != 1 || !strings.Contains(errOut, "create it with: kqctl topic create nope") {
