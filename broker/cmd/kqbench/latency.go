@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -51,6 +52,7 @@ func latencyWorkload(rate int, acks string, duration time.Duration) workload {
 			}
 
 			total := int(duration.Seconds() * float64(rate))
+			fsyncsBefore := t.fsyncs()
 			origin := time.Now()
 			var latencies []time.Duration
 			var consumed int
@@ -105,12 +107,19 @@ func latencyWorkload(rate int, acks string, duration time.Duration) workload {
 				return nil, fmt.Errorf("a record failed: %w", produceErr)
 			}
 			slices.Sort(latencies)
-			return measurement{
+			m := measurement{
 				"p50 ms":   percentile(latencies, 0.50),
 				"p99 ms":   percentile(latencies, 0.99),
 				"p99.9 ms": percentile(latencies, 0.999),
 				"max ms":   percentile(latencies, 1),
-			}, nil
+			}
+			// What the disk did meanwhile: an acks=all ack waits for an
+			// fsync, so one slow fsync holds back every record behind it.
+			if slow, slowest := slowFsyncs(fsyncsBefore, t.fsyncs(), 10*time.Millisecond); slowest != "" {
+				m["fsyncs > 10 ms"] = float64(slow)
+				fmt.Fprintf(os.Stderr, "    %s: %d fsyncs over 10 ms during the run; the slowest took up to %s\n", t.name, slow, slowest)
+			}
+			return m, nil
 		},
 	}
 }

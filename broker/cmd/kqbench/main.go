@@ -13,7 +13,8 @@
 // Every workload takes -bootstrap host:port to measure a running broker;
 // without it kqbench starts a fresh kqbroker (a child process on a new data
 // directory in $KQBENCH_DIR or the system's temporary directory). With
-// -vs kfake it also starts franz-go's in-memory kfake broker and runs the
+// -vs kfake it also starts franz-go's in-memory kfake broker (or with -vs
+// kqbroker-interval a kqbroker that fsyncs on a timer) and runs the
 // workload on each in turn, A B A B ..., -pairs times (default 3), then
 // prints min / median / max for each and the median of the pairs' ratios.
 //
@@ -85,7 +86,7 @@ func parseSpec(args []string) (spec, error) {
 	s := spec{args: args}
 	flags := flag.NewFlagSet("kqbench "+args[0], flag.ContinueOnError)
 	flags.StringVar(&s.bootstrap, "bootstrap", "", "measure the broker at host:port instead of starting a kqbroker")
-	flags.StringVar(&s.vs, "vs", "", "kfake: also start franz-go's kfake and compare, A B A B ...")
+	flags.StringVar(&s.vs, "vs", "", "kfake: also start franz-go's kfake and compare, A B A B ...; kqbroker-interval: a kqbroker that fsyncs every second instead of before acks=all answers")
 	flags.IntVar(&s.pairs, "pairs", 3, "runs on each broker (alternating when comparing)")
 	size := flags.Int("size", 100, "record value size in bytes")
 	acks := flags.String("acks", "1", "0, 1 or all")
@@ -108,8 +109,8 @@ func parseSpec(args []string) (spec, error) {
 	if flags.NArg() > 0 {
 		return s, fmt.Errorf("unexpected argument %q", flags.Arg(0))
 	}
-	if s.vs != "" && s.vs != "kfake" {
-		return s, fmt.Errorf("-vs %q: the peer kqbench can start is kfake", s.vs)
+	if s.vs != "" && s.vs != "kfake" && s.vs != "kqbroker-interval" {
+		return s, fmt.Errorf("-vs %q: the peers kqbench can start are kfake and kqbroker-interval", s.vs)
 	}
 	if s.vs != "" && s.bootstrap != "" {
 		return s, errors.New("-vs and -bootstrap exclude each other: -vs starts both brokers itself")
@@ -190,6 +191,8 @@ func (b *brokers) get(kind string) (*target, error) {
 		t, err = startKqbroker("")
 	case kind == "kfake":
 		t, err = startKfake()
+	case kind == "kqbroker-interval":
+		t, err = startKqbrokerInterval()
 	default:
 		t = &target{name: kind, addr: kind}
 	}

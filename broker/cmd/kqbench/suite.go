@@ -40,6 +40,9 @@ var standardSuite = []suiteRow{
 	{args: []string{"produce", "-size", "1024", "-acks", "1", "-partitions", "6", "-vs", "kfake"}},
 	{args: []string{"produce", "-size", "16384", "-acks", "1", "-partitions", "64", "-vs", "kfake"}},
 	{args: []string{"latency", "-rate", "20000", "-acks", "all", "-duration", "5s", "-vs", "kfake"}, goal: goal{valueAtMost: 3}},
+	// The same broker acknowledging before the fsync: how much of the
+	// latency is the disk's.
+	{args: []string{"latency", "-rate", "20000", "-acks", "all", "-duration", "5s", "-vs", "kqbroker-interval"}},
 	{args: []string{"pipeline", "-events", "20000", "-vs", "kfake"}, goal: goal{ratioAtLeast: 1.0}},
 	{args: []string{"partitions", "-partitions", "10", "-records", "200000", "-vs", "kfake"}, metric: "records/s"},
 	{args: []string{"partitions", "-partitions", "100", "-records", "200000", "-vs", "kfake"}, metric: "records/s"},
@@ -187,7 +190,7 @@ func formatStats(s stats, metric string, runs []measurement) string {
 	}
 	var others []string
 	for name := range runs[0] {
-		if name != metric && (strings.HasSuffix(name, " ms") || name == "rss MB" || name == "peak rss MB" || name == "records/s" || strings.HasSuffix(name, "cpu %")) {
+		if name != metric && (strings.HasSuffix(name, " ms") || name == "rss MB" || name == "peak rss MB" || name == "records/s" || strings.HasSuffix(name, "cpu %") || strings.HasPrefix(name, "fsyncs")) {
 			others = append(others, name)
 		}
 	}
