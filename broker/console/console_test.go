@@ -191,6 +191,17 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// By time: an hour ago is the start of the partition; an hour ahead
+	// is past its end.
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(url+"/#/topics/orders?partition=0&time="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)),
+		waitCount(`#messages tbody tr`, 4),
+		chromedp.Navigate(url+"/#/topics/orders?partition=0&time="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)),
+		waitText(`#messages`, "No messages there."),
+	); err != nil {
+		t.Fatal(err)
+	}
+
 	// The group: lag per partition, then a reset with a confirmation step.
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(url+"/#/groups"),
@@ -255,8 +266,15 @@ func TestAPIErrorsSayWhatToDo(t *testing.T) {
 		{"POST", "/api/topics", `not json`, http.StatusBadRequest, "the form could not be read"},
 		{"GET", "/api/topics/missing/messages?time=yesterday", "", http.StatusBadRequest, "RFC 3339"},
 		{"POST", "/api/groups/g/reset", `{"topic":"t","to":"sideways"}`, http.StatusBadRequest, "earliest, latest"},
+		// What a page on another site can send without a CORS preflight.
+		{"POST+text", "/api/topics", `{"name":"csrf","partitions":1}`, http.StatusUnsupportedMediaType, "Content-Type: application/json"},
 	} {
-		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
+		method, contentType := tc.method, "application/json"
+		if m, ok := strings.CutSuffix(method, "+text"); ok {
+			method, contentType = m, "text/plain"
+		}
+		req, _ := http.NewRequest(method, url+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", contentType)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -56,23 +56,23 @@ func printable(b []byte) string {
 // from the first record at or after a time when at is not zero. It
 // returns what is there, fewer when the partition ends first.
 func (c *Client) Browse(ctx context.Context, topic string, partition int32, offset int64, at time.Time, limit int) ([]Message, error) {
-	detail, err := c.Topic(ctx, topic)
+	target := ResetTarget{Offset: &offset}
+	if !at.IsZero() {
+		target = ResetTarget{Time: at}
+	}
+	positions, err := c.Positions(ctx, topic, target)
 	if err != nil {
 		return nil, err
 	}
-	if partition < 0 || int(partition) >= len(detail.Partitions) {
-		return nil, fmt.Errorf("topic %s has partitions 0 to %d, not %d", topic, len(detail.Partitions)-1, partition)
+	if partition < 0 || int(partition) >= len(positions) {
+		return nil, fmt.Errorf("topic %s has partitions 0 to %d, not %d", topic, len(positions)-1, partition)
 	}
-	p := detail.Partitions[partition]
-	start := kgo.NewOffset().At(max(offset, p.StartOffset))
-	if !at.IsZero() {
-		start = kgo.NewOffset().AfterMilli(at.UnixMilli())
-	}
-	if p.EndOffset <= p.StartOffset || (at.IsZero() && offset >= p.EndOffset) {
-		return []Message{}, nil
+	p := positions[partition]
+	if p.Target >= p.End {
+		return []Message{}, nil // nothing from there to the end
 	}
 	consumer, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: start}}), kgo.FetchMaxWait(200*time.Millisecond))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(p.Target)}}), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (c *Client) Browse(ctx context.Context, topic string, partition int32, offs
 			if len(out) < limit {
 				out = append(out, MessageFromRecord(r))
 			}
-			if r.Offset+1 >= p.EndOffset {
+			if r.Offset+1 >= p.End {
 				done = true
 			}
 		})
