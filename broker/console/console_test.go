@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
@@ -119,6 +120,27 @@ func reloadUntil(sel string, n int) chromedp.Action {
 	})
 }
 
+// reloadUntilText reloads the page until the element shows want: the
+// console's metadata may be a moment behind a topic just created.
+func reloadUntilText(sel, want string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var text string
+			if err := chromedp.Text(sel, &text, chromedp.ByQuery).Do(ctx); err == nil && strings.Contains(text, want) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never showed %q", sel, want)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if err := chromedp.Reload().Do(ctx); err != nil {
+				return err
+			}
+		}
+	})
+}
+
 func TestConsoleInChromium(t *testing.T) {
 	ctx := browser(t)
 	brokerAddr, url := startConsole(t)
@@ -168,12 +190,33 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	consumer.Close() // the group is empty again, so its offsets can be reset
 
+	// A steady stream into a second topic while the overview is open, so
+	// its throughput chart has something to draw.
+	if _, err := kadm.NewClient(client).CreateTopic(ctx, 1, 1, nil, "clicks"); err != nil {
+		t.Fatal(err)
+	}
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		for i := 0; i < 40 && ctx.Err() == nil; i++ {
+			batch := make([]*kgo.Record, 10*(1+i%4))
+			for j := range batch {
+				batch[j] = &kgo.Record{Topic: "clicks", Value: []byte(`{"page":"/orders"}`)}
+			}
+			_ = client.ProduceSync(ctx, batch...).FirstErr()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	defer func() { <-streamDone }()
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(url+"/#/"),
-		waitText(`#topic-count`, "1"),
+		reloadUntilText(`#topic-count`, "2"),
 		waitText(`#page`, "Cluster id"),
 		// The throughput chart fills as the console samples.
 		reloadUntil(`.chart polyline`, 1),
+		waitText(`#page`, "records produced per second"),
+		chromedp.Sleep(3*time.Second),
+		chromedp.Reload(),
 		waitText(`#page`, "records produced per second"),
 		screenshot(t, "overview.png"),
 	); err != nil {
