@@ -202,25 +202,26 @@ type createTopicRequest struct {
 	Configs     map[string]string `json:"configs"`
 }
 
-// jsonOnly refuses a change that is not sent as JSON. Browsers send JSON
-// to another origin only after a CORS preflight, which this server never
-// answers, so a web page elsewhere cannot make a user's browser create
-// topics or reset offsets on a broker it can reach (CSRF).
-func jsonOnly(w http.ResponseWriter, r *http.Request) bool {
+// readForm reads a change's JSON body into v, answering the error itself
+// when it cannot. Only JSON is accepted: browsers send JSON to another
+// origin only after a CORS preflight, which this server never answers, so
+// a web page elsewhere cannot make a user's browser create topics or reset
+// offsets on a broker it can reach (CSRF).
+func readForm(w http.ResponseWriter, r *http.Request, v any) bool {
 	if mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mediaType != "application/json" {
 		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "send the request body as JSON, with Content-Type: application/json"})
+		return false
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the form could not be read: " + err.Error()})
 		return false
 	}
 	return true
 }
 
 func (c *Console) createTopic(w http.ResponseWriter, r *http.Request) {
-	if !jsonOnly(w, r) {
-		return
-	}
 	var req createTopicRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the form could not be read: " + err.Error()})
+	if !readForm(w, r, &req) {
 		return
 	}
 	if err := ops.ValidTopicName(req.Name); err != nil {
@@ -308,12 +309,8 @@ type resetRequest struct {
 }
 
 func (c *Console) resetGroup(w http.ResponseWriter, r *http.Request) {
-	if !jsonOnly(w, r) {
-		return
-	}
 	var req resetRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the form could not be read: " + err.Error()})
+	if !readForm(w, r, &req) {
 		return
 	}
 	target, err := ops.ParseResetTarget(req.To)

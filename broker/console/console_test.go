@@ -65,80 +65,65 @@ func screenshot(t *testing.T, name string) chromedp.Action {
 	})
 }
 
-// waitText waits until the element's text contains want.
+// A condition on the page, with what it waits for in words.
+type condition struct {
+	desc  string
+	holds func(ctx context.Context) bool
+}
+
+// shows: the element's text contains want.
+func shows(sel, want string) condition {
+	return condition{fmt.Sprintf("%s showing %q", sel, want), func(ctx context.Context) bool {
+		var text string
+		return chromedp.Text(sel, &text, chromedp.ByQuery).Do(ctx) == nil && strings.Contains(text, want)
+	}}
+}
+
+// matches: the selector matches n elements.
+func matches(sel string, n int) condition {
+	return condition{fmt.Sprintf("%d elements matching %s", n, sel), func(ctx context.Context) bool {
+		var count int
+		return chromedp.Evaluate(fmt.Sprintf("document.querySelectorAll(%q).length", sel), &count).Do(ctx) == nil && count == n
+	}}
+}
+
+// poll checks c until it holds, every interval, reloading the page between
+// checks when reload is set (the console draws a page from the API once).
+func poll(c condition, interval time.Duration, reload bool) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for !c.holds(ctx) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("never saw %s", c.desc)
+			case <-time.After(interval):
+			}
+			if reload {
+				if err := chromedp.Reload().Do(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 func waitText(sel, want string) chromedp.Action {
-	return chromedp.ActionFunc(func(ctx context.Context) error {
-		for {
-			var text string
-			if err := chromedp.Text(sel, &text, chromedp.ByQuery).Do(ctx); err == nil && strings.Contains(text, want) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s never showed %q", sel, want)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	})
+	return poll(shows(sel, want), 100*time.Millisecond, false)
 }
 
-// waitCount waits until the selector matches n elements.
 func waitCount(sel string, n int) chromedp.Action {
-	return chromedp.ActionFunc(func(ctx context.Context) error {
-		for {
-			var count int
-			if err := chromedp.Evaluate(fmt.Sprintf("document.querySelectorAll(%q).length", sel), &count).Do(ctx); err == nil && count == n {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s never matched %d elements", sel, n)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	})
+	return poll(matches(sel, n), 100*time.Millisecond, false)
 }
 
-// reloadUntil reloads the page until the selector matches n elements: a
-// chart appears once the console has sampled twice.
+// reloadUntil: a chart appears once the console has sampled twice.
 func reloadUntil(sel string, n int) chromedp.Action {
-	return chromedp.ActionFunc(func(ctx context.Context) error {
-		for {
-			var count int
-			if err := chromedp.Evaluate(fmt.Sprintf("document.querySelectorAll(%q).length", sel), &count).Do(ctx); err == nil && count == n {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s never matched %d elements", sel, n)
-			case <-time.After(300 * time.Millisecond):
-			}
-			if err := chromedp.Reload().Do(ctx); err != nil {
-				return err
-			}
-		}
-	})
+	return poll(matches(sel, n), 300*time.Millisecond, true)
 }
 
-// reloadUntilText reloads the page until the element shows want: the
-// console's metadata may be a moment behind a topic just created.
+// reloadUntilText: the console's metadata may be a moment behind a topic
+// just created.
 func reloadUntilText(sel, want string) chromedp.Action {
-	return chromedp.ActionFunc(func(ctx context.Context) error {
-		for {
-			var text string
-			if err := chromedp.Text(sel, &text, chromedp.ByQuery).Do(ctx); err == nil && strings.Contains(text, want) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s never showed %q", sel, want)
-			case <-time.After(300 * time.Millisecond):
-			}
-			if err := chromedp.Reload().Do(ctx); err != nil {
-				return err
-			}
-		}
-	})
+	return poll(shows(sel, want), 300*time.Millisecond, true)
 }
 
 func TestConsoleInChromium(t *testing.T) {
