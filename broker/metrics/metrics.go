@@ -26,6 +26,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,14 @@ type Metrics struct {
 	recordsOut  *prometheus.CounterVec
 	connections prometheus.Gauge
 	accepted    prometheus.Counter
+	// perRequest caches each API key and version's two series, so the
+	// request path does no label lookup (Kafka's keys and versions are small).
+	perRequest [128][32]atomic.Pointer[requestSeries]
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New registers the broker's metrics, reading cluster state at scrape time.
@@ -88,9 +97,26 @@ func (m *Metrics) Request(key, version int16, took time.Duration) {
 	if m == nil {
 		return
 	}
-	api, v := apiName(key), strconv.Itoa(int(version))
-	m.requests.WithLabelValues(api, v).Inc()
-	m.durations.WithLabelValues(api, v).Observe(took.Seconds())
+	series := m.requestSeries(key, version)
+	series.count.Inc()
+	series.duration.Observe(took.Seconds())
+}
+
+func (m *Metrics) requestSeries(key, version int16) *requestSeries {
+	labels := func() *requestSeries {
+		api, v := apiName(key), strconv.Itoa(int(version))
+		return &requestSeries{m.requests.WithLabelValues(api, v), m.durations.WithLabelValues(api, v)}
+	}
+	if key < 0 || int(key) >= len(m.perRequest) || version < 0 || int(version) >= len(m.perRequest[0]) {
+		return labels()
+	}
+	slot := &m.perRequest[key][version]
+	if s := slot.Load(); s != nil {
+		return s
+	}
+	s := labels()
+	slot.Store(s) // two requests racing here store equal series
+	return s
 }
 
 // Produced records batches appended to a topic.
