@@ -193,7 +193,7 @@ type Position struct {
 // Positions resolves a target (earliest, latest, an offset, a time) in
 // every partition of topic; ShiftBy is taken from the log start.
 func (c *Client) Positions(ctx context.Context, topic string, to ResetTarget) ([]Position, error) {
-	if _, err := c.Topic(ctx, topic); err != nil {
+	if err := c.RequireTopic(ctx, topic); err != nil {
 		return nil, err
 	}
 	starts, err := c.admin.ListStartOffsets(ctx, topic)

@@ -50,11 +50,8 @@ func (c *Client) explain(err error) error {
 		return nil
 	}
 	var netErr interface{ Timeout() bool }
-	switch {
-	case errors.Is(err, kerr.UnknownTopicOrPartition):
-		return err
-	case strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"),
-		errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+	if strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no such host") ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
 		return fmt.Errorf("cannot reach the broker at %s (%v); is it running? set --bootstrap-server or KQ_BROKERS", strings.Join(c.Bootstrap, ","), err)
 	}
 	return err

@@ -116,16 +116,9 @@ func (c *Client) offsetsAndSizes(ctx context.Context, topics ...string) (starts,
 
 // Topic describes one topic: partitions with offsets and sizes, configs.
 func (c *Client) Topic(ctx context.Context, name string) (TopicDetail, error) {
-	details, err := c.admin.ListTopicsWithInternal(ctx, name)
+	t, err := c.lookupTopic(ctx, name)
 	if err != nil {
-		return TopicDetail{}, c.explain(err)
-	}
-	t, ok := details[name]
-	if !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
-		return TopicDetail{}, &UnknownTopicError{Topic: name}
-	}
-	if t.Err != nil {
-		return TopicDetail{}, fmt.Errorf("topic %s: %w", name, t.Err)
+		return TopicDetail{}, err
 	}
 	starts, ends, sizes := c.offsetsAndSizes(ctx, name)
 	d := TopicDetail{TopicSummary: TopicSummary{Name: name, Partitions: len(t.Partitions), Replication: t.Partitions.NumReplicas(), Internal: t.IsInternal, SizeBytes: 0}, ID: t.ID.String()}
@@ -149,6 +142,28 @@ func (c *Client) Topic(ctx context.Context, name string) (TopicDetail, error) {
 		}
 	}
 	return d, nil
+}
+
+// RequireTopic says how to create the topic when it does not exist; one
+// metadata request, for commands that only need it to be there.
+func (c *Client) RequireTopic(ctx context.Context, name string) error {
+	_, err := c.lookupTopic(ctx, name)
+	return err
+}
+
+func (c *Client) lookupTopic(ctx context.Context, name string) (kadm.TopicDetail, error) {
+	details, err := c.admin.ListTopicsWithInternal(ctx, name)
+	if err != nil {
+		return kadm.TopicDetail{}, c.explain(err)
+	}
+	t, ok := details[name]
+	if !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
+		return kadm.TopicDetail{}, &UnknownTopicError{Topic: name}
+	}
+	if t.Err != nil {
+		return kadm.TopicDetail{}, fmt.Errorf("topic %s: %w", name, t.Err)
+	}
+	return t, nil
 }
 
 // CreateTopic creates a topic; partitions or replication -1 take the

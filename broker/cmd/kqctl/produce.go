@@ -34,7 +34,7 @@ func produce(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := e.client.Topic(e.ctx, topic); err != nil {
+	if err := e.client.RequireTopic(e.ctx, topic); err != nil {
 		return err
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(e.client.Bootstrap...), kgo.DefaultProduceTopic(topic)}
