@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -65,14 +67,5 @@ func slowFsyncs(before, after fsyncHistogram, threshold time.Duration) (slow uin
 }
 
 func sortedBounds(h fsyncHistogram) []float64 {
-	bounds := make([]float64, 0, len(h))
-	for b := range h {
-		bounds = append(bounds, b)
-	}
-	for i := 1; i < len(bounds); i++ {
-		for j := i; j > 0 && bounds[j] < bounds[j-1]; j-- {
-			bounds[j], bounds[j-1] = bounds[j-1], bounds[j]
-		}
-	}
-	return bounds
+	return slices.Sorted(maps.Keys(h))
 }
