@@ -86,6 +86,8 @@ type Cluster struct {
 	// not a topic clients see.
 	offsets *group.OffsetStore
 
+	lock *dataDirLock // held from Open to Close
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -106,7 +108,9 @@ type persistedTopic struct {
 
 // Open loads the metadata in cfg.DataDir and opens every partition log,
 // recovering those that were not closed cleanly. It starts the background
-// loop that enforces retention and interval flushes.
+// loop that enforces retention and interval flushes. The data directory is
+// locked first: a second broker on it gets a *DataDirInUseError before it
+// opens anything.
 func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -114,6 +118,22 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := openDataDir(cfg, clk, logger)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	c.lock = lock
+	go c.maintain()
+	return c, nil
+}
+
+// openDataDir is Open once the directory is locked.
+func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, clock: clk, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	var p persisted
@@ -162,7 +182,6 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 	}
 	c.groups = group.NewCoordinator(clk, time.Duration(cfg.GroupInitialRebalanceDelayMs)*time.Millisecond,
 		time.Duration(cfg.OffsetsRetentionMinutes)*time.Minute, c.offsets)
-	go c.maintain()
 	return c, nil
 }
 
@@ -557,7 +576,9 @@ func (c *Cluster) maintain() {
 func (c *Cluster) Close() error {
 	close(c.stop)
 	<-c.done
-	return c.closeLogs()
+	err := c.closeLogs()
+	c.lock.release()
+	return err
 }
 
 func (c *Cluster) closeLogs() error {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -97,5 +98,41 @@ func TestMetadataSurvivesRestartAndProducerIDsAreNotReused(t *testing.T) {
 	third, _ := c.AllocateProducerID()
 	if second != first+1 || third <= second {
 		t.Fatalf("producer ids %d, %d, then %d after a restart", first, second, third)
+	}
+}
+
+func TestDataDirHasOneOwner(t *testing.T) {
+	dir := t.TempDir()
+	first := openTestCluster(t, dir)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	_, err := Open(cfg, clock.System{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var inUse *DataDirInUseError
+	if !errors.As(err, &inUse) {
+		t.Fatalf("second Open of a data directory in use: %v, want a DataDirInUseError", err)
+	}
+	if inUse.PID != os.Getpid() {
+		t.Errorf("the error names pid %d, want the owner's %d", inUse.PID, os.Getpid())
+	}
+	want := "data directory " + dir + " is in use by another kqbroker (pid " + strconv.Itoa(os.Getpid()) + ")"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A lock file left by a process that is gone (here: a pid that cannot
+	// be running) does not block the next start.
+	if err := os.WriteFile(filepath.Join(dir, dataDirLockFile), []byte("999999999\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := openTestCluster(t, dir)
+	owner, err := os.ReadFile(filepath.Join(dir, dataDirLockFile))
+	if err != nil || strings.TrimSpace(string(owner)) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("lock file holds %q (%v), want this process's pid", owner, err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -43,6 +44,21 @@ type Config struct {
 	// MaxRequestBytes bounds a request's size before it is read
 	// (socket.request.max.bytes).
 	MaxRequestBytes int32 `yaml:"max_request_bytes"`
+	// QueuedMaxRequestBytes is the broker-wide budget for the bytes of
+	// requests being read and handled (queued.max.request.bytes). A
+	// connection whose next request does not fit waits until it does; a
+	// quarter is kept for requests of at most 1 MiB, so large requests
+	// cannot hold everything.
+	QueuedMaxRequestBytes int64 `yaml:"queued_max_request_bytes"`
+	// MaxConnections bounds the client connections open at once
+	// (max.connections); further ones are closed as they are accepted.
+	MaxConnections int32 `yaml:"max_connections"`
+	// MaxConnectionsPerIP bounds the connections from one client address
+	// (max.connections.per.ip).
+	MaxConnectionsPerIP int32 `yaml:"max_connections_per_ip"`
+	// ConnectionsMaxIdleMs closes a connection that sends nothing for this
+	// long (connections.max.idle.ms).
+	ConnectionsMaxIdleMs int64 `yaml:"connections_max_idle_ms"`
 
 	// GroupInitialRebalanceDelayMs is group.initial.rebalance.delay.ms: how
 	// long a new group waits for more members before its first generation.
@@ -89,6 +105,11 @@ func Default() Config {
 		DefaultPartitions: 3,
 		MaxRequestBytes:   100 << 20,
 
+		QueuedMaxRequestBytes: 256 << 20,
+		MaxConnections:        4096,
+		MaxConnectionsPerIP:   1024,
+		ConnectionsMaxIdleMs:  (10 * time.Minute).Milliseconds(),
+
 		GroupInitialRebalanceDelayMs: 3000,
 		OffsetsRetentionMinutes:      7 * 24 * 60,
 		Log: LogDefaults{
@@ -104,7 +125,9 @@ func Default() Config {
 	}
 }
 
-// Load reads a YAML file over the defaults.
+// Load reads a YAML file over the defaults. An unknown key or a value of
+// the wrong type is an error that names the key, its line and the type it
+// needs.
 func Load(path string) (Config, error) {
 	c := Default()
 	f, err := os.Open(path)
@@ -112,9 +135,17 @@ func Load(path string) (Config, error) {
 		return c, err
 	}
 	defer f.Close()
-	decoder := yaml.NewDecoder(f)
-	decoder.KnownFields(true)
-	if err := decoder.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+	var document yaml.Node
+	if err := yaml.NewDecoder(f).Decode(&document); err != nil {
+		if errors.Is(err, io.EOF) { // an empty file means all defaults
+			return c, nil
+		}
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(document.Content) == 0 {
+		return c, nil
+	}
+	if err := decodeFields(document.Content[0], reflect.ValueOf(&c).Elem(), ""); err != nil {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
@@ -164,6 +195,19 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		return fieldError("max_request_bytes", c.MaxRequestBytes, "must be at least 1024")
+	}
+	if c.QueuedMaxRequestBytes < int64(c.MaxRequestBytes)*4/3 {
+		return fieldError("queued_max_request_bytes", c.QueuedMaxRequestBytes,
+			fmt.Sprintf("must be at least 4/3 of max_request_bytes (%d): a request of max_request_bytes must fit in the three quarters open to large requests", int64(c.MaxRequestBytes)*4/3))
+	}
+	if c.MaxConnections < 1 {
+		return fieldError("max_connections", c.MaxConnections, "must be at least 1")
+	}
+	if c.MaxConnectionsPerIP < 1 || c.MaxConnectionsPerIP > c.MaxConnections {
+		return fieldError("max_connections_per_ip", c.MaxConnectionsPerIP, "must be between 1 and max_connections")
+	}
+	if c.ConnectionsMaxIdleMs < 1 {
+		return fieldError("connections_max_idle_ms", c.ConnectionsMaxIdleMs, "must be positive")
 	}
 	l := c.Log
 	switch {

@@ -3,6 +3,9 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -59,5 +62,58 @@ func TestLoad(t *testing.T) {
 	}
 	if c := (Config{Listen: "a:1"}); c.AdvertisedAddress() != "a:1" {
 		t.Fatal("advertise defaults to listen")
+	}
+}
+
+func TestLoadNamesTheFieldAndItsType(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct{ file, want string }{
+		{"node_id: 1\nlisten: 127.0.0.1:9092\nmax_request_bytes: lots\n", `line 3: config field max_request_bytes = "lots": must be a whole number (32-bit, at most 2147483647)`},
+		{"log:\n  flush_ms: soon\n", `line 2: config field log.flush_ms = "soon": must be a whole number (64-bit`},
+		{"auto_create_topics: sometimes\n", `config field auto_create_topics = "sometimes": must be true or false`},
+		{"log: 5\n", "config field log must be a mapping"},
+		{"log:\n  retension_ms: 5\n", `line 2: unknown config key "log.retension_ms"; known keys here: retention_ms, retention_bytes`},
+		{"max_request_bytes: 99999999999\n", `config field max_request_bytes = "99999999999": must be a whole number (32-bit`},
+	}
+	for i, tt := range cases {
+		path := filepath.Join(dir, strconv.Itoa(i)+".yaml")
+		if err := os.WriteFile(path, []byte(tt.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: got %v, want %q", tt.file, err, tt.want)
+		}
+	}
+}
+
+// TestDeployedConfigListsEveryKey keeps deploy/kqbroker.yaml, which says it
+// shows every key, honest as keys are added.
+func TestDeployedConfigListsEveryKey(t *testing.T) {
+	text, err := os.ReadFile("../../deploy/kqbroker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	var walk func(reflect.Type, string, string)
+	walk = func(typ reflect.Type, prefix, indent string) {
+		for i := range typ.NumField() {
+			field := typ.Field(i)
+			key, _, _ := strings.Cut(field.Tag.Get("yaml"), ",")
+			// a key is listed when a line starts with it, set or commented out
+			if !regexp.MustCompile(`(?m)^` + indent + `(# )?` + key + `:`).Match(text) {
+				missing = append(missing, prefix+key)
+			}
+			if field.Type.Kind() == reflect.Struct {
+				walk(field.Type, prefix+key+".", indent+"  ")
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "", "")
+	if len(missing) > 0 {
+		t.Errorf("deploy/kqbroker.yaml does not list %v", missing)
+	}
+	if _, err := Load("../../deploy/kqbroker.yaml"); err != nil {
+		t.Errorf("deploy/kqbroker.yaml: %v", err)
 	}
 }

@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -111,16 +113,20 @@ func Run(args []string, stderr io.Writer) int {
 }
 
 // parseConfig reads the config file, if any, then applies the flags given.
+// Each flag shows the built-in default; only flags on the command line
+// override the file.
 func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, error) {
+	defaults := config.Default()
 	flags := flag.NewFlagSet("kqbroker", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "", "YAML config file (see deploy/kqbroker.yaml)")
-	listen := flags.String("listen", "", "host:port to listen on (default 127.0.0.1:9092)")
-	adminListen := flags.String("admin-listen", "-", "host:port of the admin HTTP server: /metrics, /healthz, /readyz, console (default 127.0.0.1:9644; '' turns it off)")
+	listen := flags.String("listen", defaults.Listen, "host:port to listen on")
+	adminListen := flags.String("admin-listen", defaults.AdminListen, "host:port of the admin HTTP server: /metrics, /healthz, /readyz, console; '' turns it off")
 	advertise := flags.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
-	dataDir := flags.String("data-dir", "", "directory for the logs and metadata (default ./data)")
-	nodeID := flags.Int("node-id", -1, "broker id (default 1)")
-	autoCreate := flags.String("auto-create-topics", "", "true or false (default true)")
+	dataDir := flags.String("data-dir", defaults.DataDir, "directory for the logs and metadata")
+	nodeID := flags.Int("node-id", int(defaults.NodeID), "broker id")
+	autoCreate := booleanFlag(defaults.AutoCreateTopics)
+	flags.Var(&autoCreate, "auto-create-topics", "true or false: create the topics that producers and metadata requests name")
 	logLevel := flags.String("log-level", "info", "debug, info, warn or error")
 	if err := flags.Parse(args); err != nil {
 		return config.Config{}, 0, err
@@ -128,42 +134,59 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 	if flags.NArg() > 0 {
 		return config.Config{}, 0, fmt.Errorf("unexpected argument %q; settings are flags (-listen ...) or the -config file", flags.Arg(0))
 	}
-	cfg := config.Default()
+	cfg := defaults
 	if *configPath != "" {
 		var err error
 		if cfg, err = config.Load(*configPath); err != nil {
 			return cfg, 0, err
 		}
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if *adminListen != "-" {
-		cfg.AdminListen = *adminListen
-	}
-	if *advertise != "" {
-		cfg.Advertise = *advertise
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
-	if *nodeID >= 0 {
-		cfg.NodeID = int32(*nodeID)
-	}
-	switch *autoCreate {
-	case "":
-	case "true":
-		cfg.AutoCreateTopics = true
-	case "false":
-		cfg.AutoCreateTopics = false
-	default:
-		return cfg, 0, fmt.Errorf("flag -auto-create-topics = %q: must be true or false", *autoCreate)
+	var flagErr error
+	flags.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "admin-listen":
+			cfg.AdminListen = *adminListen
+		case "advertise":
+			cfg.Advertise = *advertise
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "node-id":
+			if *nodeID < 0 || *nodeID > math.MaxInt32 {
+				flagErr = fmt.Errorf("flag -node-id = %d: must be between 0 and %d", *nodeID, math.MaxInt32)
+			}
+			cfg.NodeID = int32(*nodeID)
+		case "auto-create-topics":
+			cfg.AutoCreateTopics = bool(autoCreate)
+		}
+	})
+	if flagErr != nil {
+		return cfg, 0, flagErr
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, 0, fmt.Errorf("flag -log-level = %q: must be debug, info, warn or error", *logLevel)
 	}
 	return cfg, level, cfg.Validate()
+}
+
+// booleanFlag is a flag written "-name true" or "-name false", as a YAML
+// key is, rather than Go's "-name=false".
+type booleanFlag bool
+
+func (b *booleanFlag) String() string { return strconv.FormatBool(bool(*b)) }
+
+func (b *booleanFlag) Set(v string) error {
+	switch v {
+	case "true":
+		*b = true
+	case "false":
+		*b = false
+	default:
+		return errors.New("must be true or false")
+	}
+	return nil
 }
 
 // adminHandler serves what needs the open cluster: /metrics and, at /, the

@@ -19,6 +19,8 @@
 //	kqbroker_group_members{group}
 //	kqbroker_connections                            open client connections
 //	kqbroker_connections_total                      connections accepted
+//	kqbroker_connections_refused_total{limit}       connections closed by a connection limit
+//	kqbroker_request_memory_bytes                   request bytes reserved, of queued_max_request_bytes
 //	kqbroker_fsync_duration_seconds                 histogram over every log's data fsyncs
 //	go_*, process_*                                 Go runtime and process
 package metrics
@@ -49,6 +51,8 @@ type Metrics struct {
 	recordsOut  *prometheus.CounterVec
 	connections prometheus.Gauge
 	accepted    prometheus.Counter
+	refused     *prometheus.CounterVec
+	requestMem  prometheus.Gauge
 	// perRequest caches each API key and version's two series, so the
 	// request path does no label lookup (Kafka's keys and versions are small).
 	perRequest [128][32]atomic.Pointer[requestSeries]
@@ -76,8 +80,12 @@ func New(cl *cluster.Cluster) *Metrics {
 		recordsOut:  topicCounter("kqbroker_topic_records_out_total", "Records returned to fetches."),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kqbroker_connections", Help: "Open client connections."}),
 		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "kqbroker_connections_total", Help: "Client connections accepted."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kqbroker_connections_refused_total",
+			Help: "Client connections closed at accept by a limit (max_connections, max_connections_per_ip)."}, []string{"limit"}),
+		requestMem: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kqbroker_request_memory_bytes",
+			Help: "Bytes reserved by requests being read and handled, of queued_max_request_bytes."}),
 	}
-	m.registry.MustRegister(m.requests, m.durations, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.connections, m.accepted,
+	m.registry.MustRegister(m.requests, m.durations, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.connections, m.accepted, m.refused, m.requestMem,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&clusterCollector{cluster: cl})
 	return m
@@ -135,6 +143,20 @@ func (m *Metrics) Fetched(topic string, bytes, records int) {
 	}
 	m.bytesOut.WithLabelValues(topic).Add(float64(bytes))
 	m.recordsOut.WithLabelValues(topic).Add(float64(records))
+}
+
+// ConnectionRefused counts a connection closed by a limit.
+func (m *Metrics) ConnectionRefused(limit string) {
+	if m != nil {
+		m.refused.WithLabelValues(limit).Inc()
+	}
+}
+
+// RequestMemoryInUse records the request bytes reserved.
+func (m *Metrics) RequestMemoryInUse(bytes int64) {
+	if m != nil {
+		m.requestMem.Set(float64(bytes))
+	}
 }
 
 // ConnectionOpened and ConnectionClosed track client connections.

@@ -39,6 +39,8 @@ type conn struct {
 	mu       sync.Mutex
 	clientID string
 	stopped  bool
+	// stop is closed by stopReading: a wait for request memory ends.
+	stop chan struct{}
 }
 
 // pendingResponse is a response on its way to the writer.
@@ -72,15 +74,32 @@ type requestHeader struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{server: s, netConn: nc, logger: s.logger.With("client", nc.RemoteAddr().String()), responses: make(chan pendingResponse, 64)}
+	return &conn{server: s, netConn: nc, logger: s.logger.With("client", nc.RemoteAddr().String()),
+		responses: make(chan pendingResponse, 64), stop: make(chan struct{})}
 }
 
 // stopReading makes the reader stop after the request it is on.
 func (c *conn) stopReading() {
 	c.mu.Lock()
-	c.stopped = true
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if !c.stopped {
+		c.stopped = true
+		close(c.stop)
+	}
 	_ = c.netConn.SetReadDeadline(time.Now())
+}
+
+// extendReadDeadline gives the client connections_max_idle_ms to send its
+// next bytes; it reports false once the connection is stopping (whose
+// deadline, now, must stay).
+func (c *conn) extendReadDeadline(idle time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return false
+	}
+	_ = c.netConn.SetReadDeadline(time.Now().Add(idle))
+	return true
 }
 
 func (c *conn) isStopped() bool {
@@ -142,49 +161,119 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// readLoop reads and handles requests one at a time. Each request's bytes
+// are held against the server's request memory from the moment its header
+// names an API this broker serves until it is handled (see requestMemory).
 func (c *conn) readLoop() {
 	r := bufio.NewReaderSize(c.netConn, 64<<10)
-	maxRequest := c.server.cluster.Config().MaxRequestBytes
+	cfg := c.server.cluster.Config()
+	idle := time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond
 	var sizeBytes [4]byte
 	for {
-		if _, err := io.ReadFull(r, sizeBytes[:]); err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !c.isStopped() {
-				c.logger.Info("connection closed mid-request", "err", err)
-			}
+		if !c.extendReadDeadline(idle) {
+			return
+		}
+		if n, err := io.ReadFull(r, sizeBytes[:]); err != nil {
+			c.logReadEnd(err, n == 0, idle)
 			return
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBytes[:]))
-		if size < requestHeaderMinSize || size > maxRequest {
-			c.logger.Warn("closing connection: request size out of bounds", "size", size, "max_request_bytes", maxRequest, "client_id", c.currentClientID())
+		if size < requestHeaderMinSize || size > cfg.MaxRequestBytes {
+			c.logger.Warn("closing connection: request size out of bounds", "size", size, "max_request_bytes", cfg.MaxRequestBytes, "client_id", c.currentClientID())
 			return
 		}
-		// A produce request's body is done with once it is appended (the
-		// handler keeps none of it), so it is read into a pooled buffer.
-		// Other requests' bodies may be kept (group metadata points into
-		// them) and are allocated.
-		var pooled *[]byte
-		var body []byte
-		if key, err := r.Peek(2); err == nil && binary.BigEndian.Uint16(key) == produceKey {
-			pooled = getBuffer(int(size))
-			body = (*pooled)[:size]
-		} else {
-			body = make([]byte, size)
-		}
-		if _, err := io.ReadFull(r, body); err != nil {
-			c.logger.Info("connection closed mid-request", "err", err, "client_id", c.currentClientID())
-			return
-		}
-		err := c.handleFrame(body)
-		if pooled != nil {
-			putBuffer(pooled)
-		}
+		// Nothing is reserved for a request until its header names an API
+		// and version this broker serves.
+		key, err := r.Peek(4)
 		if err != nil {
+			c.logReadEnd(err, false, idle)
+			return
+		}
+		apiKey, apiVersion := int16(binary.BigEndian.Uint16(key)), int16(binary.BigEndian.Uint16(key[2:]))
+		if err := checkAPI(apiKey, apiVersion); err != nil {
 			c.logger.Warn("closing connection", "err", err, "client_id", c.currentClientID())
 			return
 		}
-		if c.isStopped() {
+		if !c.server.memory.acquire(int64(size), c.stop) {
 			return
 		}
+		err = c.readAndHandle(r, int(size), apiKey == produceKey, idle)
+		c.server.memory.release(int64(size))
+		if err != nil || c.isStopped() {
+			return
+		}
+	}
+}
+
+// readAndHandle reads a request body of size bytes and handles it; an
+// error has been logged and closes the connection.
+func (c *conn) readAndHandle(r *bufio.Reader, size int, produce bool, idle time.Duration) error {
+	// A produce request's body is done with once it is appended (the
+	// handler keeps none of it), so it is read into a pooled buffer. Other
+	// requests' bodies may be kept (group metadata points into them) and
+	// are allocated.
+	var pooled *[]byte
+	var into []byte
+	if produce {
+		pooled = bufferPool.Get().(*[]byte)
+		into = (*pooled)[:0]
+	}
+	body, err := c.readBody(r, size, into, idle)
+	if pooled != nil {
+		*pooled = body
+		defer putBuffer(pooled)
+	}
+	if err != nil {
+		c.logReadEnd(err, false, idle)
+		return err
+	}
+	if err := c.handleFrame(body); err != nil {
+		c.logger.Warn("closing connection", "err", err, "client_id", c.currentClientID())
+		return err
+	}
+	return nil
+}
+
+// readBody reads size bytes into buf, growing it as the bytes arrive
+// rather than to the size the client announced: a client that stops
+// halfway costs what it sent, not what it promised.
+func (c *conn) readBody(r *bufio.Reader, size int, buf []byte, idle time.Duration) ([]byte, error) {
+	const firstChunk = 64 << 10
+	body := buf[:0]
+	for len(body) < size {
+		if len(body) == cap(body) {
+			grown := make([]byte, len(body), min(size, max(2*cap(body), firstChunk)))
+			copy(grown, body)
+			body = grown
+		}
+		if !c.extendReadDeadline(idle) {
+			return body, os.ErrDeadlineExceeded
+		}
+		n, err := r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err != nil && len(body) < size {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return body, err
+		}
+	}
+	return body, nil
+}
+
+// logReadEnd logs why reading stopped. A connection closed between
+// requests (a port probe, a client going away) is routine: debug. One
+// closed halfway through a request is worth a line; so is one closed for
+// idling.
+func (c *conn) logReadEnd(err error, betweenRequests bool, idle time.Duration) {
+	switch {
+	case c.isStopped():
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.logger.Debug("closing idle connection", "idle", idle, "connections_max_idle_ms", idle.Milliseconds(), "client_id", c.currentClientID())
+	case betweenRequests:
+		c.logger.Debug("connection closed", "err", err, "client_id", c.currentClientID())
+	default:
+		c.logger.Info("connection closed mid-request", "err", err, "client_id", c.currentClientID())
 	}
 }
 
@@ -252,11 +341,8 @@ func (c *conn) dispatch(body []byte) (requestHeader, kmsg.Response, bool, error)
 		// UNSUPPORTED_VERSION and our ranges, so they can retry lower.
 		return header, unsupportedAPIVersionsResponse(), false, nil
 	}
-	if !known {
-		return header, nil, false, fmt.Errorf("api key %d is not supported by kqbroker", header.key)
-	}
-	if header.version < h.minVersion || header.version > h.maxVersion {
-		return header, nil, false, fmt.Errorf("api key %d v%d: kqbroker supports v%d to v%d", header.key, header.version, h.minVersion, h.maxVersion)
+	if err := checkAPI(header.key, header.version); err != nil {
+		return header, nil, false, err
 	}
 	req := kmsg.RequestForKey(header.key)
 	req.SetVersion(header.version)
@@ -276,6 +362,22 @@ func (c *conn) dispatch(body []byte) (requestHeader, kmsg.Response, bool, error)
 		return header, nil, false, nil
 	}
 	return header, resp, resp.IsFlexible() && header.key != apiVersionsKey, nil
+}
+
+// checkAPI reports whether a request's api key and version are served.
+// An ApiVersions request of any version is: a too-new one is answered
+// with the supported ranges.
+func checkAPI(key, version int16) error {
+	h, known := handlers[key]
+	switch {
+	case key == apiVersionsKey:
+		return nil
+	case !known:
+		return fmt.Errorf("api key %d is not supported by kqbroker", key)
+	case version < h.minVersion || version > h.maxVersion:
+		return fmt.Errorf("api key %d v%d: kqbroker supports v%d to v%d", key, version, h.minVersion, h.maxVersion)
+	}
+	return nil
 }
 
 // appendResponse frames a response onto frame: size, correlation id,

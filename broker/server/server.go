@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/kqstack/kqstack/broker/cluster"
 	"github.com/kqstack/kqstack/broker/metrics"
@@ -21,9 +22,14 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *metrics.Metrics // nil: not measured
 
+	// memory bounds the bytes of requests being read and handled.
+	memory *requestMemory
+
 	mu       sync.Mutex
 	listener net.Listener
 	conns    map[*conn]struct{}
+	perIP    map[string]int // open connections by client address
+	refusals refusalLog
 	closing  bool
 	// stopping is closed when shutdown begins: long polls answer at once.
 	stopping chan struct{}
@@ -31,11 +37,15 @@ type Server struct {
 }
 
 // SetMetrics makes the server record into m; call it before Serve.
-func (s *Server) SetMetrics(m *metrics.Metrics) { s.metrics = m }
+func (s *Server) SetMetrics(m *metrics.Metrics) {
+	s.metrics = m
+	s.memory.inUse = m.RequestMemoryInUse
+}
 
 // New returns a server for c.
 func New(c *cluster.Cluster, logger *slog.Logger) *Server {
-	return &Server{cluster: c, logger: logger, conns: make(map[*conn]struct{}), stopping: make(chan struct{})}
+	return &Server{cluster: c, logger: logger, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
+		memory: newRequestMemory(c.Config().QueuedMaxRequestBytes, nil), stopping: make(chan struct{})}
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -63,13 +73,21 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		c := newConn(s, nc)
+		ip := clientIP(nc)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			_ = nc.Close()
 			return nil
 		}
+		if refused := s.refuseLocked(ip); refused != "" {
+			s.mu.Unlock()
+			_ = nc.Close()
+			s.metrics.ConnectionRefused(refused)
+			continue
+		}
 		s.conns[c] = struct{}{}
+		s.perIP[ip]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		s.metrics.ConnectionOpened()
@@ -79,9 +97,61 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] == 0 {
+				delete(s.perIP, ip)
+			}
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// refuseLocked says why a new connection from ip is refused ("" if it is
+// not): max_connections or max_connections_per_ip. Refusals are logged at
+// most once a second, with the count since the last line, so a flood of
+// connections cannot flood the log.
+func (s *Server) refuseLocked(ip string) string {
+	cfg := s.cluster.Config()
+	var reason string
+	var limit int32
+	switch {
+	case len(s.conns) >= int(cfg.MaxConnections):
+		reason, limit = "max_connections", cfg.MaxConnections
+	case s.perIP[ip] >= int(cfg.MaxConnectionsPerIP):
+		reason, limit = "max_connections_per_ip", cfg.MaxConnectionsPerIP
+	default:
+		return ""
+	}
+	if refused, ok := s.refusals.note(time.Now()); ok {
+		s.logger.Warn("refusing connections: limit reached; raise it in the config if these clients are expected",
+			"limit", reason, "value", limit, "client", ip, "open_from_client", s.perIP[ip], "open", len(s.conns), "refused_since_last_line", refused)
+	}
+	return reason
+}
+
+// refusalLog counts refused connections between log lines.
+type refusalLog struct {
+	last    time.Time
+	pending int
+}
+
+// note counts a refusal; it reports whether to log now and how many
+// refusals the line covers.
+func (r *refusalLog) note(now time.Time) (int, bool) {
+	r.pending++
+	if now.Sub(r.last) < time.Second {
+		return 0, false
+	}
+	refused := r.pending
+	r.last, r.pending = now, 0
+	return refused, true
+}
+
+func clientIP(nc net.Conn) string {
+	host, _, err := net.SplitHostPort(nc.RemoteAddr().String())
+	if err != nil {
+		return nc.RemoteAddr().String()
+	}
+	return host
 }
 
 // Shutdown stops accepting, lets every connection finish the request it is

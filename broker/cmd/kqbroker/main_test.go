@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,32 +29,8 @@ func buildBroker(t *testing.T) string {
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	bin := buildBroker(t)
 	dataDir := t.TempDir()
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-data-dir", dataDir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stderr)
-	addr, adminAddr := "", ""
-	listen, admin := regexp.MustCompile(`listen=(\S+)`), regexp.MustCompile(`admin=(\S+)`)
-	for addr == "" && lines.Scan() {
-		if m := listen.FindStringSubmatch(lines.Text()); m != nil && strings.Contains(lines.Text(), "kqbroker ready") {
-			addr = m[1]
-			if a := admin.FindStringSubmatch(lines.Text()); a != nil {
-				adminAddr = a[1]
-			}
-		}
-	}
-	if addr == "" {
-		t.Fatal("kqbroker never said it was ready")
-	}
-	go func() {
-		for lines.Scan() {
-		}
-	}()
+	broker := startProcess(t, bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-data-dir", dataDir)
+	addr, adminAddr := broker.Addr, broker.AdminAddr
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation())
@@ -86,12 +60,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("kqbroker did not exit 0 on SIGTERM: %v", err)
-	}
+	broker.stop(t)
 	markers, _ := filepath.Glob(filepath.Join(dataDir, "shutdown-*", "clean-shutdown"))
 	partitions, _ := filepath.Glob(filepath.Join(dataDir, "shutdown-*"))
 	if len(partitions) == 0 || len(markers) != len(partitions) {
@@ -118,6 +87,7 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{[]string{"-config", badFile}, "log.flush_mode"},
 		{[]string{"-config", unknownKey}, "listn"},
 		{[]string{"-auto-create-topics", "maybe"}, "auto-create-topics"},
+		{[]string{"-node-id", "4294967296"}, "-node-id = 4294967296: must be between 0 and 2147483647"},
 	}
 	for _, tt := range cases {
 		out, err := exec.Command(bin, tt.args...).CombinedOutput()
@@ -129,4 +99,55 @@ func TestBadConfigNamesTheField(t *testing.T) {
 			t.Errorf("%v: output does not name %q:\n%s", tt.args, tt.want, out)
 		}
 	}
+}
+
+func TestHelpShowsEachDefaultOnce(t *testing.T) {
+	out, err := exec.Command(buildBroker(t), "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kqbroker -h: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Count(line, "(default") > 1 {
+			t.Errorf("two defaults in %q", line)
+		}
+	}
+	for _, want := range []string{`(default "127.0.0.1:9644")`, "broker id (default 1)", "(default true)"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("-h does not show %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestADataDirHasOneOwner(t *testing.T) {
+	bin := buildBroker(t)
+	dataDir := t.TempDir()
+	first := startProcess(t, bin, "-listen", "127.0.0.1:0", "-admin-listen", "", "-data-dir", dataDir)
+
+	second := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "", "-data-dir", dataDir)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = second.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = second.Process.Kill()
+		t.Fatal("a second kqbroker on a data directory in use did not exit")
+	}
+	exit, ok := err.(*exec.ExitError)
+	if !ok || exit.ExitCode() == 0 {
+		t.Fatalf("a second kqbroker on the same data directory: %v, want a non-zero exit\n%s", err, out)
+	}
+	want := fmt.Sprintf("data directory %s is in use by another kqbroker (pid %d)", dataDir, first.cmd.Process.Pid)
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("second kqbroker said:\n%s\nwant %q", out, want)
+	}
+	if strings.Contains(string(out), "kqbroker ready") {
+		t.Fatal("the second kqbroker served before it gave up")
+	}
+
+	// kill -9 leaves the lock file behind; the next start is not blocked.
+	first.kill()
+	restarted := startProcess(t, bin, "-listen", "127.0.0.1:0", "-admin-listen", "", "-data-dir", dataDir)
+	restarted.stop(t)
 }
