@@ -6,7 +6,7 @@ TEST_FLAGS ?= -count=1 -timeout 15m
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: run run-broker build test test-race bench bench-go fuzz fmt lint vet tools
+.PHONY: run run-broker build test test-race bench bench-go fuzz fmt lint vet tools screenshots
 
 # The local stack on embedded defaults: kqbroker, payment-api, order-api and
 # order-mq, data in ./data (ignored by git); a demo walk-through, then it runs
@@ -35,6 +35,12 @@ test: lint
 	@command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || echo "note: MariaDB is not installed, so the MySQL-protocol end-to-end test will skip; apt-get install mariadb-server (.ci/run does)"
 	@command -v chromium >/dev/null 2>&1 || echo "note: chromium is not installed, so the web console's browser test will skip; apt-get install chromium (.ci/run does)"
 	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+# Refreshes the web console's screenshots in doc/console/ (tests save theirs
+# in a temporary directory). Needs chromium.
+screenshots:
+	@command -v chromium >/dev/null 2>&1 || { echo "screenshots need chromium: apt-get install chromium"; exit 1; }
+	$(GO) test -count=1 -run '^TestConsoleInChromium$$' ./broker/console/ -args -screenshots $(CURDIR)/doc/console
 
 test-race:
 	$(GO) test -race $(TEST_FLAGS) $(PKGS)

@@ -336,7 +336,7 @@ func CheckTopicName(name string) error {
 	case len(name) > 249:
 		return fmt.Errorf("%w: topic name is %d characters, at most 249 are allowed", kerr.InvalidTopicException, len(name))
 	case name == "__consumer_offsets" || name == "__transaction_state":
-		return fmt.Errorf("%w: %q is an internal topic", kerr.InvalidTopicException, name)
+		return fmt.Errorf("%w: %q is one of the broker's internal topics (names starting with \"__\" are kept for them); choose another name", kerr.InvalidTopicException, name)
 	case !legalTopicName.MatchString(name):
 		return fmt.Errorf("%w: topic name %q may contain only ASCII letters, digits, '.', '_' and '-'", kerr.InvalidTopicException, name)
 	}

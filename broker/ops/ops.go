@@ -58,9 +58,17 @@ func (c *Client) explain(err error) error {
 }
 
 // UnknownTopicError says how to create the missing topic.
-type UnknownTopicError struct{ Topic string }
+type UnknownTopicError struct {
+	Topic string
+	// AutoCreateOff: the broker was asked to create it on first use and
+	// refused.
+	AutoCreateOff bool
+}
 
 func (e *UnknownTopicError) Error() string {
+	if e.AutoCreateOff {
+		return fmt.Sprintf("topic %q does not exist and the broker does not create topics on first use (auto_create_topics is off); create it with: kqctl topic create %s -p 3", e.Topic, e.Topic)
+	}
 	return fmt.Sprintf("topic %q does not exist; create it with: kqctl topic create %s -p 3", e.Topic, e.Topic)
 }
 

@@ -2,12 +2,14 @@ package ops
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TopicSummary is a row of topic list.
@@ -121,7 +123,7 @@ func (c *Client) Topic(ctx context.Context, name string) (TopicDetail, error) {
 		return TopicDetail{}, err
 	}
 	starts, ends, sizes := c.offsetsAndSizes(ctx, name)
-	d := TopicDetail{TopicSummary: TopicSummary{Name: name, Partitions: len(t.Partitions), Replication: t.Partitions.NumReplicas(), Internal: t.IsInternal, SizeBytes: 0}, ID: t.ID.String()}
+	d := TopicDetail{TopicSummary: TopicSummary{Name: name, Partitions: len(t.Partitions), Replication: t.Partitions.NumReplicas(), Internal: t.IsInternal, SizeBytes: 0}, ID: uuidString(t.ID)}
 	for _, p := range t.Partitions.Sorted() {
 		pd := PartitionDetail{Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR,
 			StartOffset: starts[name][p.Partition], EndOffset: ends[name][p.Partition], SizeBytes: sizes[name][p.Partition]}
@@ -151,6 +153,49 @@ func (c *Client) RequireTopic(ctx context.Context, name string) error {
 	return err
 }
 
+// uuidString writes a topic id as Kafka's tools do (Uuid.toString):
+// URL-safe base64 without padding, 22 characters.
+func uuidString(id kadm.TopicID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// EnsureTopic is RequireTopic for commands that write, as Kafka's console
+// producer and kcat behave: a topic that does not exist is created by the
+// broker, if it creates topics on first use (auto.create.topics.enable).
+// It reports the partitions of a topic it had created, 0 if the topic
+// existed. When the broker refuses, the error says how to create it.
+func (c *Client) EnsureTopic(ctx context.Context, name string) (created int32, err error) {
+	err = c.RequireTopic(ctx, name)
+	var unknown *UnknownTopicError
+	if !errors.As(err, &unknown) {
+		return 0, err
+	}
+	if err := ValidTopicName(name); err != nil {
+		return 0, err
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	topic := kmsg.NewMetadataRequestTopic()
+	topic.Topic = kmsg.StringPtr(name)
+	req.Topics = append(req.Topics, topic)
+	resp, err := req.RequestWith(ctx, c.kgo)
+	if err != nil {
+		return 0, c.explain(err)
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != name {
+			continue
+		}
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case err == nil, errors.Is(err, kerr.LeaderNotAvailable): // Kafka's answer while it creates one
+			return int32(len(t.Partitions)), nil
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			return 0, &UnknownTopicError{Topic: name, AutoCreateOff: true}
+		default:
+			return 0, fmt.Errorf("creating topic %s on first use: %w", name, err)
+		}
+	}
+	return 0, &UnknownTopicError{Topic: name, AutoCreateOff: true}
+}
+
 func (c *Client) lookupTopic(ctx context.Context, name string) (kadm.TopicDetail, error) {
 	details, err := c.admin.ListTopicsWithInternal(ctx, name)
 	if err != nil {
@@ -173,7 +218,7 @@ func (c *Client) CreateTopic(ctx context.Context, name string, partitions int32,
 		return 0, err
 	}
 	resp, err := c.admin.CreateTopic(ctx, partitions, replication, configs, name)
-	if err != nil {
+	if err != nil && !errors.Is(err, resp.Err) { // kadm returns the topic's error as err too
 		return 0, c.explain(err)
 	}
 	if resp.Err != nil {

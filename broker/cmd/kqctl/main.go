@@ -122,6 +122,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "kqctl: %v\n%s", err, usage)
 			return 2
 		}
+		var badFlag flagError
+		if errors.As(err, &badFlag) {
+			// the verb's usage is printed; the error goes last, where it is seen
+			fmt.Fprintln(stderr, "kqctl:", err)
+			return 2
+		}
 		fmt.Fprintln(stderr, "kqctl:", err)
 		return 1
 	}
@@ -172,20 +178,34 @@ func defaultBootstrap() string {
 	return "127.0.0.1:9092"
 }
 
-// newFlags is a flag set for a verb; its errors go to stderr.
+// newFlags is a flag set for a verb. A bad flag is reported once, by run
+// (the flag package would print it too), followed by the verb's flags.
 func newFlags(e *env, name string) *flag.FlagSet {
 	flags := flag.NewFlagSet("kqctl "+name, flag.ContinueOnError)
-	flags.SetOutput(e.stderr)
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage of kqctl %s:\n", name)
+		flags.SetOutput(e.stderr)
+		flags.PrintDefaults()
+		flags.SetOutput(io.Discard)
+	}
 	return flags
 }
+
+// flagError is a flag the verb could not parse; its usage is printed.
+type flagError struct{ err error }
+
+func (f flagError) Error() string { return f.err.Error() }
 
 // parseInterleaved parses flags that may come before or after the
 // positional arguments, and returns the positionals.
 func parseInterleaved(flags *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := flags.Parse(args); err != nil {
+		if err := flags.Parse(args); errors.Is(err, flag.ErrHelp) {
 			return nil, err
+		} else if err != nil {
+			return nil, flagError{err}
 		}
 		if flags.NArg() == 0 {
 			return positional, nil

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,9 @@ func TestTopicVerbs(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "PartitionCount: 6") || !strings.Contains(out, "Records: 3") || !strings.Contains(out, "retention.ms=3600000") || !strings.Contains(out, "END-OFFSET") {
 		t.Fatalf("describe: %d %q %q", code, out, errOut)
 	}
+	if id := regexp.MustCompile(`TopicId: (\S+)`).FindStringSubmatch(out); id == nil || len(id[1]) != 22 || strings.ContainsAny(id[1], "=+/") {
+		t.Fatalf("describe prints the topic id %q, want Kafka's form: 22 characters of URL-safe base64, no padding", id)
+	}
 	_, out, _ = kqctl("", "topic", "describe", "orders", "-o", "json")
 	var described struct {
 		SizeBytes  int64 `json:"size_bytes"`
@@ -91,6 +95,9 @@ func TestTopicVerbs(t *testing.T) {
 	}
 	if code, _, errOut := kqctl("", "topic", "frobnicate"); code != 2 || !strings.Contains(errOut, "usage") {
 		t.Fatalf("unknown verb: %d %q", code, errOut)
+	}
+	if code, _, errOut := kqctl("", "produce", "nope"); code != 1 || !strings.Contains(errOut, "does not create topics on first use (auto_create_topics is off); create it with: kqctl topic create nope") {
+		t.Fatalf("produce to a missing topic, auto-creation off: %d %q", code, errOut)
 	}
 }
 
@@ -225,8 +232,53 @@ func TestProduceConsumeAndGroups(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.ClusterID == "" || len(info.Brokers) != 1 || info.Topics != 2 {
 		t.Fatalf("cluster describe: %d %v %q", code, err, out)
 	}
-	if code, _, errOut := kqctl("", "produce", "nope"); code != 1 || !strings.Contains(errOut, "create it with: kqctl topic create nope") {
-		t.Fatalf("produce to a missing topic: %d %q", code, errOut)
+}
+
+// TestProduceCreatesTopicsAsKafkaToolsDo: with auto-creation on, kqctl
+// produce to a new topic creates it, as kafka-console-producer and kcat do,
+// and says so.
+func TestProduceCreatesTopicsAsKafkaToolsDo(t *testing.T) {
+	b := brokertest.Start(t, func(c *config.Config) { c.DefaultPartitions = 2 })
+	kqctl := kqctlAt(b.Addr)
+	code, out, errOut := kqctl("one\ntwo\n", "produce", "fresh")
+	if code != 0 || !strings.Contains(out, "produced 2 records to fresh") || !strings.Contains(errOut, "created topic fresh with 2 partitions (the broker creates topics on first use)") {
+		t.Fatalf("produce to a new topic: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = kqctl("three\n", "produce", "fresh")
+	if code != 0 || strings.Contains(errOut, "created topic") {
+		t.Fatalf("produce to the topic, now there: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := kqctl("", "consume", "fresh", "--from", "earliest", "-e"); code != 0 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("consume: %d %q", code, out)
+	}
+}
+
+func TestErrorsSayWhatToDo(t *testing.T) {
+	b := brokertest.Start(t, nil)
+	kqctl := kqctlAt(b.Addr)
+	cases := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"topic", "create", "t", "--config", "retention.ms=soon"}, 1, []string{"INVALID_CONFIG", `retention.ms="soon"`, "must be an integer"}},
+		{[]string{"topic", "create", "t", "--config", "nosuch.key=1"}, 1, []string{"INVALID_CONFIG", `unknown topic config "nosuch.key"`, "retention.ms"}},
+		{[]string{"topic", "create", "__consumer_offsets"}, 1, []string{"INVALID_TOPIC_EXCEPTION", `names starting with "__" are kept for them`}},
+		{[]string{"topic", "create", "t", "-p", "abc"}, 2, []string{`invalid value "abc" for flag -p`, "usage of kqctl topic create"}},
+	}
+	for _, tt := range cases {
+		code, _, errOut := kqctl("", tt.args...)
+		if code != tt.code {
+			t.Errorf("%v: exit %d, want %d (%q)", tt.args, code, tt.code, errOut)
+		}
+		for _, want := range tt.want {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("%v: %q does not say %q", tt.args, errOut, want)
+			}
+		}
+		if first, _, _ := strings.Cut(strings.TrimPrefix(errOut, "kqctl: "), "\n"); strings.Count(errOut, first) > 1 {
+			t.Errorf("%v: the error is printed twice: %q", tt.args, errOut)
+		}
 	}
 }
 

@@ -34,8 +34,12 @@ func produce(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.client.RequireTopic(e.ctx, topic); err != nil {
+	created, err := e.client.EnsureTopic(e.ctx, topic)
+	if err != nil {
 		return err
+	}
+	if created > 0 {
+		fmt.Fprintf(e.stderr, "created topic %s with %d partitions (the broker creates topics on first use)\n", topic, created)
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(e.client.Bootstrap...), kgo.DefaultProduceTopic(topic)}
 	switch *acks {

@@ -13,10 +13,10 @@ import (
 
 func topicCreate(e *env, args []string) error {
 	flags := newFlags(e, "topic create")
-	partitions := flags.Int("p", -1, "partitions (-1: the broker default)")
-	flags.IntVar(partitions, "partitions", -1, "partitions (-1: the broker default)")
-	replication := flags.Int("r", -1, "replication factor (-1: the broker default)")
-	flags.IntVar(replication, "replication-factor", -1, "replication factor (-1: the broker default)")
+	partitions := flags.Int("p", -1, "partitions; -1 takes the broker default")
+	flags.IntVar(partitions, "partitions", -1, "partitions; -1 takes the broker default")
+	replication := flags.Int("r", -1, "replication factor; -1 takes the broker default")
+	flags.IntVar(replication, "replication-factor", -1, "replication factor; -1 takes the broker default")
 	ifNotExists := flags.Bool("if-not-exists", false, "succeed if the topic exists")
 	var configs repeated
 	flags.Var(&configs, "config", "topic config key=value (repeatable)")
