@@ -155,6 +155,8 @@ func processMemory(t *testing.T, pid int, field string) int64 {
 // summary is p50 / p99 / max of latencies.
 func summary(latencies []time.Duration) string {
 	sorted := slices.Sorted(slices.Values(latencies))
-	at := func(q float64) time.Duration { return sorted[int(q*float64(len(sorted)-1))].Round(10 * time.Microsecond) }
+	at := func(q float64) time.Duration {
+		return sorted[int(q*float64(len(sorted)-1))].Round(10 * time.Microsecond)
+	}
 	return fmt.Sprintf("p50 %v, p99 %v, max %v over %d records", at(0.5), at(0.99), sorted[len(sorted)-1].Round(10*time.Microsecond), len(sorted))
 }
