@@ -72,3 +72,5 @@ vet:
 lint: vet
 	@unformatted=$$(find . -name '*.go' -not -path './.git/*' -not -path './data/*' | xargs -r gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run make fmt):"; echo "$$unformatted"; exit 1; fi
+	@# the project's docs stand alone: nothing points at the workbench outside the repository
+	@if grep -rn --exclude=Makefile -e '\.\./shared/' README.md doc app broker common deploy .ci; then echo "these lines point outside the repository; bring what they need into doc/"; exit 1; fi

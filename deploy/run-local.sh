@@ -28,7 +28,7 @@ start() { # name, command...
 # http_ok host port path: the path answers 200 (bash's /dev/tcp: no curl needed).
 http_ok() {
 	local status
-	exec 3<>"/dev/tcp/$1/$2" || return 1
+	{ exec 3<>"/dev/tcp/$1/$2"; } 2>/dev/null || return 1
 	printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
 	read -r _ status _ <&3 || true
 	exec 3<&- 3>&-
@@ -37,7 +37,7 @@ http_ok() {
 
 wait_ready() { # name host port path
 	for _ in $(seq 1 200); do
-		if http_ok "$2" "$3" "$4" 2>/dev/null; then return 0; fi
+		if http_ok "$2" "$3" "$4"; then return 0; fi
 		sleep 0.05
 	done
 	echo "$1 did not become ready (http://$2:$3$4); see data/$1.log" >&2
@@ -47,7 +47,7 @@ wait_ready() { # name host port path
 wait_redis() { # host port: PING answers +PONG
 	local reply
 	for _ in $(seq 1 200); do
-		if exec 3<>"/dev/tcp/$1/$2" 2>/dev/null; then
+		if { exec 3<>"/dev/tcp/$1/$2"; } 2>/dev/null; then
 			printf 'PING\r\n' >&3
 			read -r -t 1 reply <&3 || true
 			exec 3<&- 3>&-
