@@ -206,8 +206,8 @@ func (c Config) Validate() error {
 	if c.MaxConnectionsPerIP < 1 || c.MaxConnectionsPerIP > c.MaxConnections {
 		return fieldError("max_connections_per_ip", c.MaxConnectionsPerIP, "must be between 1 and max_connections")
 	}
-	if c.ConnectionsMaxIdleMs < 1 {
-		return fieldError("connections_max_idle_ms", c.ConnectionsMaxIdleMs, "must be positive")
+	if c.ConnectionsMaxIdleMs < 1 || c.ConnectionsMaxIdleMs > maxDurationMs {
+		return fieldError("connections_max_idle_ms", c.ConnectionsMaxIdleMs, fmt.Sprintf("must be between 1 and %d (a year)", maxDurationMs))
 	}
 	l := c.Log
 	switch {
@@ -234,6 +234,10 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// maxDurationMs bounds settings in milliseconds that become a
+// time.Duration: a year, far below where the nanoseconds overflow.
+const maxDurationMs = 365 * 24 * 60 * 60 * 1000
 
 func fieldError(field string, value any, rule string) error {
 	return fmt.Errorf("config field %s = %v: %s", field, value, rule)

@@ -25,6 +25,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"data_dir", func(c *Config) { c.DataDir = "" }},
 		{"default_partitions", func(c *Config) { c.DefaultPartitions = 0 }},
 		{"max_request_bytes", func(c *Config) { c.MaxRequestBytes = 10 }},
+		{"queued_max_request_bytes", func(c *Config) { c.QueuedMaxRequestBytes = int64(c.MaxRequestBytes) }},
+		{"max_connections", func(c *Config) { c.MaxConnections = 0 }},
+		{"max_connections_per_ip", func(c *Config) { c.MaxConnectionsPerIP = c.MaxConnections + 1 }},
+		{"connections_max_idle_ms", func(c *Config) { c.ConnectionsMaxIdleMs = 1 << 62 }},
 		{"log.retention_ms", func(c *Config) { c.Log.RetentionMs = 0 }},
 		{"log.segment_bytes", func(c *Config) { c.Log.SegmentBytes = 1 << 40 }},
 		{"log.flush_mode", func(c *Config) { c.Log.FlushMode = "never" }},
@@ -73,6 +77,8 @@ func TestLoadNamesTheFieldAndItsType(t *testing.T) {
 		{"auto_create_topics: sometimes\n", `config field auto_create_topics = "sometimes": must be true or false`},
 		{"log: 5\n", "config field log must be a mapping"},
 		{"log:\n  retension_ms: 5\n", `line 2: unknown config key "log.retension_ms"; known keys here: retention_ms, retention_bytes`},
+		{"node_id: 1\nnode_id: 2\n", `line 2: config key "node_id" is set again (first at line 1)`},
+		{"log:\n  flush_ms: 1\nlog:\n  flush_ms: 2\n", `config key "log" is set again`},
 		{"max_request_bytes: 99999999999\n", `config field max_request_bytes = "99999999999": must be a whole number (32-bit`},
 	}
 	for i, tt := range cases {

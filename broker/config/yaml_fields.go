@@ -20,8 +20,13 @@ func decodeFields(node *yaml.Node, v reflect.Value, prefix string) error {
 		return fmt.Errorf("line %d: %s must be a mapping of key: value lines", node.Line, where)
 	}
 	fields := yamlFields(v.Type())
+	seen := map[string]int{}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		key, value := node.Content[i], node.Content[i+1]
+		if line, twice := seen[key.Value]; twice {
+			return fmt.Errorf("line %d: config key %q is set again (first at line %d); keep one", key.Line, prefix+key.Value, line)
+		}
+		seen[key.Value] = key.Line
 		index, ok := fields[key.Value]
 		if !ok {
 			return fmt.Errorf("line %d: unknown config key %q; known keys here: %s", key.Line, prefix+key.Value, strings.Join(knownKeys(v.Type()), ", "))

@@ -282,3 +282,33 @@ func (p Partition) check() error {
 type TopicExistsError struct{ Name string }
 
 func (e *TopicExistsError) Error() string { return fmt.Sprintf("topic %q already exists", e.Name) }
+
+// Records are the records that rebuild the image from Empty: a snapshot
+// of the log up to it.
+func (img *Image) Records() []Record {
+	var records []Record
+	if img.ClusterID != "" {
+		records = append(records, Record{Cluster: &ClusterRecord{ClusterID: img.ClusterID}})
+	}
+	for _, b := range img.Brokers() {
+		records = append(records, Record{RegisterBroker: &RegisterBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch, Advertise: b.Advertise, InterBroker: b.InterBroker}})
+		if !b.Fenced {
+			records = append(records, Record{UnfenceBroker: &UnfenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}})
+		}
+	}
+	if img.NextProducerID > 0 {
+		records = append(records, Record{ProducerIDs: &ProducerIDsRecord{BrokerID: -1, FirstID: 0, Size: img.NextProducerID}})
+	}
+	for _, t := range img.Topics() {
+		records = append(records, Record{Topic: &TopicRecord{Name: t.Name, ID: t.ID}})
+		for i, p := range t.Partitions {
+			records = append(records, Record{Partition: &PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch}})
+		}
+		for _, name := range slices.Sorted(maps.Keys(t.Configs)) {
+			value := t.Configs[name]
+			records = append(records, Record{Config: &ConfigRecord{TopicID: t.ID, Name: name, Value: &value}})
+		}
+	}
+	return records
+}

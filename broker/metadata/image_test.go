@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -191,4 +192,24 @@ func FuzzApply(f *testing.F) {
 			t.Fatal("applying changed the base image")
 		}
 	})
+}
+
+func TestRecordsRebuildTheImage(t *testing.T) {
+	img := mustApply(t, Empty(), Record{Cluster: &ClusterRecord{ClusterID: "c1"}},
+		Record{RegisterBroker: &RegisterBrokerRecord{BrokerID: 1, Epoch: 3, Advertise: "a:1"}},
+		Record{RegisterBroker: &RegisterBrokerRecord{BrokerID: 2, Epoch: 4, Advertise: "b:1"}},
+		Record{UnfenceBroker: &UnfenceBrokerRecord{BrokerID: 2, Epoch: 4}},
+		Record{ProducerIDs: &ProducerIDsRecord{BrokerID: 1, FirstID: 0, Size: 1000}})
+	img = mustApply(t, img, orders()...)
+	img = mustApply(t, img, Record{PartitionChange: &PartitionChangeRecord{TopicID: id(1), Partition: 0, ISR: []int32{2, 3}, Leader: int32p(2)}})
+	rebuilt := mustApply(t, Empty(), img.Records()...)
+	if !reflect.DeepEqual(rebuilt.Records(), img.Records()) {
+		t.Fatalf("rebuilt image differs:\n%+v\n%+v", rebuilt.Records(), img.Records())
+	}
+	if p := rebuilt.topicByName(t, "orders").Partitions[0]; p.LeaderEpoch != 1 || p.PartitionEpoch != 1 || p.Leader != 2 {
+		t.Fatalf("epochs lost: %+v", p)
+	}
+	if b, _ := rebuilt.Broker(2); b.Fenced || rebuilt.NextProducerID != 1000 || rebuilt.ClusterID != "c1" {
+		t.Fatalf("brokers or producer ids lost: %+v %d", b, rebuilt.NextProducerID)
+	}
 }

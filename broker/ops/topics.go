@@ -160,16 +160,17 @@ func uuidString(id kadm.TopicID) string { return base64.RawURLEncoding.EncodeToS
 // EnsureTopic is RequireTopic for commands that write, as Kafka's console
 // producer and kcat behave: a topic that does not exist is created by the
 // broker, if it creates topics on first use (auto.create.topics.enable).
-// It reports the partitions of a topic it had created, 0 if the topic
-// existed. When the broker refuses, the error says how to create it.
-func (c *Client) EnsureTopic(ctx context.Context, name string) (created int32, err error) {
+// It reports whether it had the topic created, and its partitions if the
+// broker said (Kafka answers LEADER_NOT_AVAILABLE and none while it
+// creates one). When the broker refuses, the error says how to create it.
+func (c *Client) EnsureTopic(ctx context.Context, name string) (created bool, partitions int32, err error) {
 	err = c.RequireTopic(ctx, name)
 	var unknown *UnknownTopicError
 	if !errors.As(err, &unknown) {
-		return 0, err
+		return false, 0, err
 	}
 	if err := ValidTopicName(name); err != nil {
-		return 0, err
+		return false, 0, err
 	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.AllowAutoTopicCreation = true
@@ -178,7 +179,7 @@ func (c *Client) EnsureTopic(ctx context.Context, name string) (created int32, e
 	req.Topics = append(req.Topics, topic)
 	resp, err := req.RequestWith(ctx, c.kgo)
 	if err != nil {
-		return 0, c.explain(err)
+		return false, 0, c.explain(err)
 	}
 	for _, t := range resp.Topics {
 		if t.Topic == nil || *t.Topic != name {
@@ -186,14 +187,14 @@ func (c *Client) EnsureTopic(ctx context.Context, name string) (created int32, e
 		}
 		switch err := kerr.ErrorForCode(t.ErrorCode); {
 		case err == nil, errors.Is(err, kerr.LeaderNotAvailable): // Kafka's answer while it creates one
-			return int32(len(t.Partitions)), nil
+			return true, int32(len(t.Partitions)), nil
 		case errors.Is(err, kerr.UnknownTopicOrPartition):
-			return 0, &UnknownTopicError{Topic: name, AutoCreateOff: true}
+			return false, 0, &UnknownTopicError{Topic: name, AutoCreateOff: true}
 		default:
-			return 0, fmt.Errorf("creating topic %s on first use: %w", name, err)
+			return false, 0, fmt.Errorf("creating topic %s on first use: %w", name, err)
 		}
 	}
-	return 0, &UnknownTopicError{Topic: name, AutoCreateOff: true}
+	return false, 0, &UnknownTopicError{Topic: name, AutoCreateOff: true}
 }
 
 func (c *Client) lookupTopic(ctx context.Context, name string) (kadm.TopicDetail, error) {

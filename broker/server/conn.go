@@ -122,6 +122,7 @@ func (c *conn) serve() {
 
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.netConn, 64<<10)
+	idle := time.Duration(c.server.cluster.Config().ConnectionsMaxIdleMs) * time.Millisecond
 	failed := false
 	var frame []byte // reused from response to response
 	for pending := range c.responses {
@@ -140,6 +141,10 @@ func (c *conn) writeLoop() {
 			pending.release()
 		}
 		c.server.metrics.Request(pending.header.key, pending.header.version, time.Since(pending.began))
+		// A client that stops reading its answers is as good as idle; the
+		// deadline keeps it from holding its reader (and the request
+		// memory of the request under way) for ever.
+		_ = c.netConn.SetWriteDeadline(time.Now().Add(idle))
 		_, err := w.Write(frame)
 		if cap(frame) > maxPooledBuffer {
 			frame = nil
@@ -249,7 +254,9 @@ func (c *conn) readBody(r *bufio.Reader, size int, buf []byte, idle time.Duratio
 		if !c.extendReadDeadline(idle) {
 			return body, os.ErrDeadlineExceeded
 		}
-		n, err := r.Read(body[len(body):cap(body)])
+		// Never past size: a pooled buffer may be larger, and the bytes
+		// after this request belong to the next one.
+		n, err := r.Read(body[len(body):min(cap(body), size)])
 		body = body[:len(body)+n]
 		if err != nil && len(body) < size {
 			if errors.Is(err, io.EOF) {

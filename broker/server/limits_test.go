@@ -152,3 +152,38 @@ func produceFrameStart(size int) []byte {
 	b = append(b, "test"...)
 	return append(b, 0)
 }
+
+// TestPipelinedRequestsAfterALargeProduce: a produce body is read into a
+// pooled buffer that an earlier, larger request may have grown; reading it
+// must stop at the request's own size, or the next pipelined request is
+// swallowed (a bug the first version of incremental reads had).
+func TestPipelinedRequestsAfterALargeProduce(t *testing.T) {
+	b := startBroker(t, nil)
+	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.AllowAutoTopicCreation(), kgo.ProducerBatchMaxBytes(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx := testContext(t)
+	c := dial(t, b.Addr)
+	for i := range 10 {
+		// a large produce leaves a large buffer in the pool...
+		if err := client.ProduceSync(ctx, &kgo.Record{Topic: "large", Value: bytes.Repeat([]byte{'x'}, 2<<20)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		// ...then a small produce (acks=0: no answer) and an ApiVersions
+		// arrive in one write.
+		produce := kmsg.NewPtrProduceRequest()
+		produce.SetVersion(7)
+		produce.Acks = 0
+		versions := kmsg.NewPtrApiVersionsRequest()
+		versions.SetVersion(3)
+		versions.ClientSoftwareName, versions.ClientSoftwareVersion = "pipelined", "1"
+		if _, err := c.Write(append(frame(produce, int32(2*i)), frame(versions, int32(2*i+1))...)); err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := readFrame(t, c); id != int32(2*i+1) {
+			t.Fatalf("round %d: answer to correlation id %d, want the ApiVersions' %d", i, id, 2*i+1)
+		}
+	}
+}

@@ -34,12 +34,15 @@ func produce(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	created, err := e.client.EnsureTopic(e.ctx, topic)
+	created, partitions, err := e.client.EnsureTopic(e.ctx, topic)
 	if err != nil {
 		return err
 	}
-	if created > 0 {
-		fmt.Fprintf(e.stderr, "created topic %s with %d partitions (the broker creates topics on first use)\n", topic, created)
+	switch {
+	case created && partitions > 0:
+		fmt.Fprintf(e.stderr, "created topic %s with %d partitions (the broker creates topics on first use)\n", topic, partitions)
+	case created:
+		fmt.Fprintf(e.stderr, "created topic %s (the broker creates topics on first use)\n", topic)
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(e.client.Bootstrap...), kgo.DefaultProduceTopic(topic)}
 	switch *acks {
