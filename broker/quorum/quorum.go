@@ -1,0 +1,364 @@
+// Package quorum is the metadata quorum: a Raft log of metadata records
+// (package metadata), replicated among the controller voters with
+// hashicorp/raft, and applied in order on every member to the same image.
+//
+// One broker with no peers is a quorum of one voter: the same code path as
+// a cluster, over an in-memory transport, so a single kqbroker opens no
+// extra port and elects itself in a few milliseconds.
+//
+// On disk, in the quorum's directory (<data>/__cluster_metadata):
+//
+//	raft.log, raft.vote   the log and the vote (log_store.go)
+//	snapshots/            raft's snapshots: the image written as records
+//
+// Records are proposed on the leader (Propose) and applied by every member
+// through the FSM, which publishes each new image and calls the owner's
+// OnApply hook with it, in log order, on one goroutine.
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+	"github.com/kqstack/kqstack/broker/storage"
+)
+
+// Voter is a member of the quorum: node id and controller address.
+type Voter struct {
+	ID   int32
+	Addr string
+}
+
+// ParseVoters reads Kafka's controller.quorum.voters form,
+// "1@host:port,2@host:port,3@host:port".
+func ParseVoters(text string) ([]Voter, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, nil
+	}
+	var voters []Voter
+	seen := map[int32]bool{}
+	for _, item := range strings.Split(text, ",") {
+		idText, addr, ok := strings.Cut(strings.TrimSpace(item), "@")
+		id, err := strconv.ParseInt(idText, 10, 32)
+		if !ok || err != nil || id < 0 {
+			return nil, fmt.Errorf("voter %q: want id@host:port, e.g. 1@127.0.0.1:9093", item)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("voter %q: want id@host:port, e.g. 1@127.0.0.1:9093", item)
+		}
+		if seen[int32(id)] {
+			return nil, fmt.Errorf("voter id %d is listed twice", id)
+		}
+		seen[int32(id)] = true
+		voters = append(voters, Voter{ID: int32(id), Addr: addr})
+	}
+	return voters, nil
+}
+
+// Config is a member's configuration.
+type Config struct {
+	NodeID int32
+	// Dir holds the log, the vote and the snapshots.
+	Dir string
+	// FS is the file system of the log and the vote; nil is the OS's.
+	FS storage.FS
+	// Voters are the members; empty means this node alone, in memory
+	// (no listener). Otherwise Listener accepts the peers' connections
+	// and this node's entry in Voters is the address they dial.
+	Voters   []Voter
+	Listener net.Listener
+	// OnApply is called with each new image and the records that made
+	// it, in log order, on one goroutine; records is nil after a snapshot
+	// was restored. It must not call Propose.
+	OnApply func(image *metadata.Image, records []metadata.Record)
+	Logger  *slog.Logger
+}
+
+// Quorum is this node's member of the metadata quorum.
+type Quorum struct {
+	cfg       Config
+	raft      *raft.Raft
+	fsm       *stateMachine
+	logs      *logStore
+	transport raft.Transport
+	// startIndex is the last log index at open: the image is complete once
+	// it is applied.
+	startIndex uint64
+}
+
+// ErrNotLeader is returned by Propose on a member that does not lead.
+var ErrNotLeader = errors.New("this node is not the metadata quorum's leader")
+
+// Open opens (or, the first time, bootstraps) this node's member.
+func Open(cfg Config) (*Quorum, error) {
+	if cfg.FS == nil {
+		cfg.FS = storage.OSFS{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	voters := cfg.Voters
+	alone := len(voters) == 0
+	if alone {
+		voters = []Voter{{ID: cfg.NodeID, Addr: "local"}}
+	}
+	if !containsVoter(voters, cfg.NodeID) {
+		return nil, fmt.Errorf("node %d is not among the controller voters %v; non-voting members are not supported yet", cfg.NodeID, voters)
+	}
+	logs, err := openLogStore(cfg.FS, cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	q := &Quorum{cfg: cfg, logs: logs, fsm: &stateMachine{onApply: cfg.OnApply}}
+	q.fsm.image.Store(metadata.Empty())
+	if err := q.start(voters, alone); err != nil {
+		_ = logs.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Quorum) start(voters []Voter, alone bool) error {
+	cfg := q.cfg
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{logger: cfg.Logger}})
+	raftConfig := raft.DefaultConfig()
+	raftConfig.LocalID = raft.ServerID(strconv.Itoa(int(cfg.NodeID)))
+	raftConfig.Logger = logger
+	raftConfig.NoSnapshotRestoreOnStart = false
+	if alone {
+		// Nobody to wait for: elect at once.
+		raftConfig.HeartbeatTimeout, raftConfig.ElectionTimeout = 10*time.Millisecond, 10*time.Millisecond
+		raftConfig.LeaderLeaseTimeout = 10 * time.Millisecond
+		_, q.transport = raft.NewInmemTransport(raft.ServerAddress(voters[0].Addr))
+	} else {
+		raftConfig.HeartbeatTimeout, raftConfig.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
+		raftConfig.LeaderLeaseTimeout = 250 * time.Millisecond
+		raftConfig.CommitTimeout = 5 * time.Millisecond
+		if cfg.Listener == nil {
+			return errors.New("a quorum with voters needs a listener (controller_listen)")
+		}
+		self := voters[indexOfVoter(voters, cfg.NodeID)]
+		advertise, err := net.ResolveTCPAddr("tcp", self.Addr)
+		if err != nil {
+			return fmt.Errorf("controller address %s: %w", self.Addr, err)
+		}
+		q.transport = raft.NewNetworkTransportWithLogger(&streamLayer{Listener: cfg.Listener, advertise: advertise}, 3, 2*time.Second, logger)
+	}
+	snapshots, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, logger)
+	if err != nil {
+		return err
+	}
+	existing, err := raft.HasExistingState(q.logs, q.logs, snapshots)
+	if err != nil {
+		return err
+	}
+	if !existing {
+		var servers []raft.Server
+		for _, v := range voters {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(strconv.Itoa(int(v.ID))), Address: raft.ServerAddress(v.Addr)})
+		}
+		if err := raft.BootstrapCluster(raftConfig, q.logs, q.logs, snapshots, q.transport, raft.Configuration{Servers: servers}); err != nil {
+			return fmt.Errorf("bootstrapping the metadata quorum: %w", err)
+		}
+	}
+	if q.startIndex, err = q.logs.LastIndex(); err != nil {
+		return err
+	}
+	if q.raft, err = raft.NewRaft(raftConfig, q.fsm, q.logs, q.logs, snapshots, q.transport); err != nil {
+		return fmt.Errorf("starting the metadata quorum: %w", err)
+	}
+	return nil
+}
+
+// Image is the newest applied image.
+func (q *Quorum) Image() *metadata.Image { return q.fsm.image.Load() }
+
+// Leader returns the leader's node id, if one is known.
+func (q *Quorum) Leader() (int32, bool) {
+	_, id := q.raft.LeaderWithID()
+	if id == "" {
+		return -1, false
+	}
+	n, err := strconv.Atoi(string(id))
+	return int32(n), err == nil
+}
+
+// IsLeader reports whether this node leads.
+func (q *Quorum) IsLeader() bool { return q.raft.State() == raft.Leader }
+
+// WaitReady waits until a leader is known and everything the log held
+// when it opened is applied.
+func (q *Quorum) WaitReady(ctx context.Context) error {
+	for {
+		if _, ok := q.Leader(); ok && q.raft.AppliedIndex() >= q.startIndex {
+			if !q.IsLeader() {
+				return nil
+			}
+			// A new leader commits its term's first entry before earlier
+			// ones count as committed: the barrier waits for that.
+			if err := q.raft.Barrier(5 * time.Second).Error(); err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the metadata quorum has no leader yet (voters %v): %w", q.cfg.Voters, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// Propose appends records as one entry, on the leader, and returns the
+// image once this member has applied it. A batch the image refuses
+// returns the image's error (for example *metadata.TopicExistsError).
+func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*metadata.Image, error) {
+	data, err := metadata.EncodeBatch(records)
+	if err != nil {
+		return nil, err
+	}
+	timeout := 10 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = time.Until(deadline)
+	}
+	future := q.raft.Apply(data, timeout)
+	if err := future.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return nil, fmt.Errorf("metadata quorum: %w", err)
+	}
+	switch result := future.Response().(type) {
+	case *metadata.Image:
+		return result, nil
+	case error:
+		return nil, result
+	}
+	return nil, fmt.Errorf("metadata quorum: unexpected answer %T", future.Response())
+}
+
+// Snapshot writes a snapshot now (tests; raft also takes them itself).
+func (q *Quorum) Snapshot() error { return q.raft.Snapshot().Error() }
+
+// Close leaves the quorum: raft stops, the files close.
+func (q *Quorum) Close() error {
+	err := q.raft.Shutdown().Error()
+	if closer, ok := q.transport.(interface{ Close() error }); ok {
+		_ = closer.Close()
+	}
+	return errors.Join(err, q.logs.Close())
+}
+
+func containsVoter(voters []Voter, id int32) bool { return indexOfVoter(voters, id) >= 0 }
+
+func indexOfVoter(voters []Voter, id int32) int {
+	for i, v := range voters {
+		if v.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// stateMachine applies entries to the image (raft's FSM).
+type stateMachine struct {
+	image   atomic.Pointer[metadata.Image]
+	onApply func(*metadata.Image, []metadata.Record)
+	mu      sync.Mutex // Apply and Restore never overlap; held for clarity
+}
+
+func (m *stateMachine) Apply(entry *raft.Log) any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	records, err := metadata.DecodeBatch(entry.Data)
+	if err != nil {
+		return err
+	}
+	next, err := m.image.Load().Apply(records)
+	if err != nil {
+		return err // deterministic: every member refuses the same batch
+	}
+	m.image.Store(next)
+	if m.onApply != nil {
+		m.onApply(next, records)
+	}
+	return next
+}
+
+func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
+	return imageSnapshot{image: m.image.Load()}, nil
+}
+
+func (m *stateMachine) Restore(snapshot io.ReadCloser) error {
+	defer snapshot.Close()
+	data, err := io.ReadAll(io.LimitReader(snapshot, 1<<30))
+	if err != nil {
+		return err
+	}
+	records, err := metadata.DecodeBatch(data)
+	if err != nil {
+		return fmt.Errorf("metadata snapshot: %w", err)
+	}
+	image, err := metadata.Empty().Apply(records)
+	if err != nil {
+		return fmt.Errorf("metadata snapshot: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.image.Store(image)
+	if m.onApply != nil {
+		m.onApply(image, nil)
+	}
+	return nil
+}
+
+// imageSnapshot writes an image as the records that rebuild it.
+type imageSnapshot struct{ image *metadata.Image }
+
+func (s imageSnapshot) Persist(sink raft.SnapshotSink) error {
+	data, err := metadata.EncodeBatch(s.image.Records())
+	if err == nil {
+		_, err = sink.Write(data)
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (imageSnapshot) Release() {}
+
+// streamLayer is raft's network over a listener the broker opened
+// (controller_listen), so tests can hand it one on a free port.
+type streamLayer struct {
+	net.Listener
+	advertise net.Addr
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(address), timeout)
+}
+
+// slogWriter passes raft's log lines to the broker's logger.
+type slogWriter struct{ logger *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.logger.Warn(strings.TrimSpace(string(p)), "component", "metadata quorum")
+	return len(p), nil
+}

@@ -1,0 +1,232 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+)
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func topicBatch(name string, id byte) []metadata.Record {
+	topicID := metadata.TopicID{15: id}
+	return []metadata.Record{
+		{Topic: &metadata.TopicRecord{Name: name, ID: topicID}},
+		{Partition: &metadata.PartitionRecord{TopicID: topicID, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1}},
+	}
+}
+
+// applied records what OnApply saw.
+type applied struct {
+	mu      sync.Mutex
+	batches int
+	last    *metadata.Image
+}
+
+func (a *applied) hook(image *metadata.Image, _ []metadata.Record) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.batches++
+	a.last = image
+}
+
+func TestOneVoterQuorum(t *testing.T) {
+	dir := t.TempDir()
+	var seen applied
+	open := func() *Quorum {
+		t.Helper()
+		began := time.Now()
+		q, err := Open(Config{NodeID: 1, Dir: dir, OnApply: seen.hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.WaitReady(testContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("one voter open and ready in %v", time.Since(began))
+		return q
+	}
+	q := open()
+	if !q.IsLeader() {
+		t.Fatal("a lone voter does not lead")
+	}
+	if _, err := q.Propose(testContext(t), metadata.Record{Cluster: &metadata.ClusterRecord{ClusterID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	image, err := q.Propose(testContext(t), topicBatch("orders", 1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := image.Topic("orders"); !ok || q.Image() != image {
+		t.Fatal("the proposed topic is not in the image")
+	}
+	var exists *metadata.TopicExistsError
+	if _, err := q.Propose(testContext(t), topicBatch("orders", 2)...); !errors.As(err, &exists) {
+		t.Fatalf("a second orders: %v, want a TopicExistsError", err)
+	}
+	if seen.last != image {
+		t.Fatal("OnApply did not see the newest image")
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened, the log is applied again: the same image.
+	q = open()
+	if _, ok := q.Image().Topic("orders"); !ok || q.Image().ClusterID != "c1" {
+		t.Fatalf("after a restart the image lost the topic or the cluster id")
+	}
+	// A snapshot, then more: reopened from the snapshot and the log after it.
+	if err := q.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Propose(testContext(t), topicBatch("payments", 3)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q = open()
+	defer q.Close()
+	for _, name := range []string{"orders", "payments"} {
+		if _, ok := q.Image().Topic(name); !ok {
+			t.Fatalf("after snapshot and restart: no topic %s", name)
+		}
+	}
+}
+
+// cluster3 is three voters on loopback.
+type cluster3 struct {
+	t      *testing.T
+	dirs   []string
+	voters []Voter
+	nodes  []*Quorum
+}
+
+func newCluster3(t *testing.T) *cluster3 {
+	c := &cluster3{t: t}
+	var listeners []net.Listener
+	for i := range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners = append(listeners, ln)
+		c.voters = append(c.voters, Voter{ID: int32(i + 1), Addr: ln.Addr().String()})
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	c.nodes = make([]*Quorum, 3)
+	for i := range 3 {
+		c.start(i, listeners[i])
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			if n != nil {
+				_ = n.Close()
+			}
+		}
+	})
+	return c
+}
+
+func (c *cluster3) start(i int, ln net.Listener) {
+	c.t.Helper()
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", c.voters[i].Addr); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	q, err := Open(Config{NodeID: int32(i + 1), Dir: c.dirs[i], Voters: c.voters, Listener: ln})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i] = q
+}
+
+func (c *cluster3) leader() int {
+	c.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for i, n := range c.nodes {
+			if n != nil && n.IsLeader() {
+				return i
+			}
+		}
+	}
+	c.t.Fatal("no leader in 20 s")
+	return -1
+}
+
+// waitTopic waits until node i's image has the topic.
+func (c *cluster3) waitTopic(i int, name string) {
+	c.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, ok := c.nodes[i].Image().Topic(name); ok {
+			return
+		}
+	}
+	c.t.Fatalf("node %d never applied topic %s", i+1, name)
+}
+
+func TestThreeVotersReplicateAndSurviveTheLeader(t *testing.T) {
+	c := newCluster3(t)
+	leader := c.leader()
+	follower := (leader + 1) % 3
+	if _, err := c.nodes[follower].Propose(testContext(t), topicBatch("refused", 9)...); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a proposal on a follower: %v, want ErrNotLeader", err)
+	}
+	if _, err := c.nodes[leader].Propose(testContext(t), topicBatch("orders", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c.waitTopic(i, "orders")
+	}
+
+	// The leader stops; the other two elect one and go on.
+	began := time.Now()
+	if err := c.nodes[leader].Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[leader] = nil
+	next := c.leader()
+	t.Logf("new leader node %d elected %v after the old one stopped", next+1, time.Since(began))
+	for i := range 5 {
+		if _, err := c.nodes[next].Propose(testContext(t), topicBatch(fmt.Sprintf("after-%d", i), byte(10+i))...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old leader comes back and catches up.
+	c.start(leader, nil)
+	c.waitTopic(leader, "after-4")
+	if err := c.nodes[leader].WaitReady(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(c.nodes[leader].Image().Topics()), 6; got != want {
+		t.Fatalf("the restarted node has %d topics, want %d", got, want)
+	}
+}
+
+func TestParseVoters(t *testing.T) {
+	voters, err := ParseVoters("1@127.0.0.1:9093, 2@host-b:9093,3@[::1]:9093")
+	if err != nil || len(voters) != 3 || voters[1] != (Voter{ID: 2, Addr: "host-b:9093"}) {
+		t.Fatalf("%v %+v", err, voters)
+	}
+	for _, bad := range []string{"1", "x@h:1", "1@nohostport", "1@h:1,1@h:2", "-1@h:1"} {
+		if _, err := ParseVoters(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if voters, err := ParseVoters(""); err != nil || voters != nil {
+		t.Errorf("empty: %v %v", voters, err)
+	}
+}
