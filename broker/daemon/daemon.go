@@ -41,6 +41,11 @@ func Run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	// Caught from the start: a SIGTERM during recovery, or just after
+	// "ready", is a clean stop, not the default death.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
 
 	started := time.Now()
 	var adminServer *admin
@@ -85,8 +90,6 @@ func Run(args []string, stderr io.Writer) int {
 	logger.Info("kqbroker ready", "listen", ln.Addr().String(), "admin", adminAddr, "advertise", cfg.AdvertisedAddress(),
 		"data_dir", cfg.DataDir, "topics", len(cl.Topics()), "cluster_id", cl.ClusterID(), "startup", time.Since(started).Round(time.Millisecond))
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	code := 0
 	select {
 	case sig := <-signals:

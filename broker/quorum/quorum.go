@@ -134,7 +134,7 @@ func Open(cfg Config) (*Quorum, error) {
 
 func (q *Quorum) start(voters []Voter, alone bool) error {
 	cfg := q.cfg
-	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{logger: cfg.Logger}})
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, DisableTime: true, Output: &slogWriter{logger: cfg.Logger, alone: alone}})
 	raftConfig := raft.DefaultConfig()
 	raftConfig.LocalID = raft.ServerID(strconv.Itoa(int(cfg.NodeID)))
 	raftConfig.Logger = logger
@@ -355,10 +355,30 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	return net.DialTimeout("tcp", string(address), timeout)
 }
 
-// slogWriter passes raft's log lines to the broker's logger.
-type slogWriter struct{ logger *slog.Logger }
+// slogWriter passes raft's log lines ("[WARN]  raft: message: k=v") to the
+// broker's logger, a level lower than raft gives them: raft's info is
+// state changes (debug here), and its warnings are elections and lost
+// peers, the routine of a quorum at work (info). A lone voter's election
+// at start is debug.
+type slogWriter struct {
+	logger *slog.Logger
+	alone  bool
+}
 
 func (w *slogWriter) Write(p []byte) (int, error) {
-	w.logger.Warn(strings.TrimSpace(string(p)), "component", "metadata quorum")
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	for prefix, l := range map[string]slog.Level{"[WARN]": slog.LevelInfo, "[ERROR]": slog.LevelError} {
+		if strings.HasPrefix(line, prefix) {
+			level = l
+		}
+	}
+	if _, message, ok := strings.Cut(line, "raft: "); ok {
+		line = message
+	}
+	if w.alone && level == slog.LevelInfo {
+		level = slog.LevelDebug
+	}
+	w.logger.Log(context.Background(), level, line, "component", "metadata quorum")
 	return len(p), nil
 }

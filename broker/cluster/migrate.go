@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+)
+
+// legacyMetadataFile is where kqbroker kept its metadata before the
+// metadata quorum: a JSON file, replaced atomically on each change.
+const legacyMetadataFile = "kqbroker-metadata.json"
+
+// legacyMetadata is that file.
+type legacyMetadata struct {
+	ClusterID      string        `json:"cluster_id"`
+	NextProducerID int64         `json:"next_producer_id"`
+	Topics         []legacyTopic `json:"topics"`
+}
+
+type legacyTopic struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"`
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// bootstrap writes the first records of a new metadata log: the cluster
+// id, and everything an earlier kqbroker's legacyMetadataFile held (topic
+// ids, partitions, configs, the producer ids it had reserved), in one
+// entry, so a crash leaves the old file in charge or the log, never half
+// of each. Then, at every start, this broker registers with a new epoch.
+func (c *Cluster) bootstrap(ctx context.Context) error {
+	legacyPath := filepath.Join(c.cfg.DataDir, legacyMetadataFile)
+	if c.quorum.Image().ClusterID == "" {
+		records, legacy, err := c.firstRecords(legacyPath)
+		if err != nil {
+			return err
+		}
+		if _, err := c.quorum.Propose(ctx, records...); err != nil {
+			return fmt.Errorf("writing the first metadata records: %w", err)
+		}
+		if legacy != nil {
+			c.logger.Info("took over the metadata of an earlier kqbroker", "file", legacyPath, "topics", len(legacy.Topics),
+				"next_producer_id", legacy.NextProducerID, "cluster_id", legacy.ClusterID)
+		}
+	}
+	// The old file is kept beside the log, renamed, once the log has it.
+	if _, err := os.Stat(legacyPath); err == nil {
+		if err := os.Rename(legacyPath, legacyPath+".migrated"); err != nil {
+			return err
+		}
+	}
+	epoch := int64(1)
+	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok {
+		epoch = b.Epoch + 1
+	}
+	_, err := c.quorum.Propose(ctx,
+		metadata.Record{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch, Advertise: c.cfg.AdvertisedAddress()}},
+		metadata.Record{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch}})
+	if err != nil {
+		return fmt.Errorf("registering broker %d: %w", c.cfg.NodeID, err)
+	}
+	return nil
+}
+
+// firstRecords is the cluster record of a new log, with the contents of
+// the legacy file when there is one.
+func (c *Cluster) firstRecords(legacyPath string) ([]metadata.Record, *legacyMetadata, error) {
+	data, err := os.ReadFile(legacyPath)
+	if errors.Is(err, os.ErrNotExist) {
+		clusterID := c.cfg.ClusterID
+		if clusterID == "" {
+			clusterID = newClusterID()
+		}
+		return []metadata.Record{{Cluster: &metadata.ClusterRecord{ClusterID: clusterID}}}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var legacy legacyMetadata
+	if err := json.Unmarshal(data, &legacy); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", legacyPath, err)
+	}
+	if legacy.ClusterID == "" {
+		legacy.ClusterID = newClusterID()
+	}
+	records := []metadata.Record{{Cluster: &metadata.ClusterRecord{ClusterID: legacy.ClusterID}}}
+	if legacy.NextProducerID > 0 {
+		// Ids below it may have been handed out: they stay taken.
+		records = append(records, metadata.Record{ProducerIDs: &metadata.ProducerIDsRecord{BrokerID: c.cfg.NodeID, FirstID: 0, Size: legacy.NextProducerID}})
+	}
+	sort.Slice(legacy.Topics, func(i, j int) bool { return legacy.Topics[i].Name < legacy.Topics[j].Name })
+	for _, t := range legacy.Topics {
+		var id TopicID
+		if err := id.UnmarshalText([]byte(t.ID)); err != nil {
+			return nil, nil, fmt.Errorf("%s: topic %q: %w", legacyPath, t.Name, err)
+		}
+		records = append(records, metadata.Record{Topic: &metadata.TopicRecord{Name: t.Name, ID: id}})
+		for i := range t.Partitions {
+			records = append(records, c.newPartitionRecord(id, i))
+		}
+		names := make([]string, 0, len(t.Configs))
+		for name := range t.Configs {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			value := t.Configs[name]
+			records = append(records, metadata.Record{Config: &metadata.ConfigRecord{TopicID: id, Name: name, Value: &value}})
+		}
+	}
+	return records, &legacy, nil
+}

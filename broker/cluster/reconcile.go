@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+)
+
+// applied is the quorum's hook, called in log order after each change.
+// It reconciles with the newest image rather than the one it is handed: a
+// hook that waited for mu must not undo what a later image did.
+func (c *Cluster) applied(*metadata.Image, []metadata.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.serving {
+		return // Open reconciles once the log is replayed
+	}
+	if err := c.reconcileLocked(c.quorum.Image(), true); err != nil {
+		c.logger.Error("applying a metadata change to this broker's logs", "err", err)
+	}
+}
+
+// startServing opens the logs the image names. A log that cannot be
+// opened (corruption) fails the start, as it always has.
+func (c *Cluster) startServing() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.reconcileLocked(c.quorum.Image(), false); err != nil {
+		return err
+	}
+	c.serving = true
+	return nil
+}
+
+// reconcileLocked makes this broker's logs match image: topics that are
+// gone are closed and their directories removed; new topics and
+// partitions are opened (live: created now, so a directory no topic owned
+// is moved aside first, never inherited); changed configs are applied.
+// Called with mu held.
+func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
+	for name, local := range c.topics {
+		if t, ok := image.TopicByID(local.ID); !ok || t.Name != name {
+			c.removeLocalLocked(local)
+		}
+	}
+	var errs []error
+	for _, t := range image.Topics() {
+		local := c.byID[t.ID]
+		if local != nil && len(local.Partitions) == len(t.Partitions) && maps.Equal(local.Configs, t.Configs) {
+			continue
+		}
+		next := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), settings: settingsFor(t.Configs, c.cfg.Log)}
+		if local != nil {
+			next.Partitions = slices.Clone(local.Partitions)
+			if !maps.Equal(local.Configs, t.Configs) {
+				for _, p := range next.Partitions {
+					if err := p.Log.SetConfig(next.settings.log); err != nil {
+						errs = append(errs, fmt.Errorf("topic %q partition %d: applying its configs: %w", t.Name, p.Index, err))
+					}
+				}
+			}
+		}
+		for i := int32(len(next.Partitions)); i < int32(len(t.Partitions)); i++ {
+			if live {
+				if err := c.clearStaleDir(t.Name, i); err != nil {
+					errs = append(errs, err)
+					break
+				}
+			}
+			p, err := c.openPartition(next, i)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("topic %q partition %d: %w", t.Name, i, err))
+				break
+			}
+			next.Partitions = append(next.Partitions, p)
+		}
+		if len(next.Partitions) == 0 {
+			continue // nothing of it could be opened: not served here
+		}
+		c.topics[t.Name], c.byID[t.ID] = next, next
+	}
+	return errors.Join(errs...)
+}
+
+// removeLocalLocked closes a deleted topic's logs and removes their
+// directories (renamed aside first: a stop halfway leaves only
+// "*.deleted" directories, removed at the next start).
+func (c *Cluster) removeLocalLocked(t *Topic) {
+	delete(c.topics, t.Name)
+	delete(c.byID, t.ID)
+	for _, p := range t.Partitions {
+		_ = p.Log.Close()
+		aside := p.Log.Dir() + deletedSuffix
+		if err := os.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.logger.Error("moving a deleted partition aside", "dir", p.Log.Dir(), "err", err)
+			continue
+		}
+		if err := os.RemoveAll(aside); err != nil {
+			c.logger.Error("removing a deleted partition", "dir", aside, "err", err)
+		}
+	}
+}
+
+// clearStaleDir moves aside a partition directory that no topic owns (left
+// by a deletion a crash interrupted), so a new topic never inherits old
+// records.
+func (c *Cluster) clearStaleDir(topic string, index int32) error {
+	dir := c.partitionDir(topic, index)
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	c.logger.Warn("removing a partition directory no topic owns", "dir", dir)
+	aside := dir + deletedSuffix
+	if err := os.Rename(dir, aside); err != nil {
+		return err
+	}
+	return os.RemoveAll(aside)
+}
