@@ -15,7 +15,15 @@
 //	  00000000000000065536.log        the next segment: named by its base offset
 //	  ...
 //	  log-start-offset                the log start offset set by DeleteRecords
+//	  leader-epoch-checkpoint         where each leader epoch began (leader_epochs.go)
+//	  00000000000000065536.producers  idempotent producers' state as of that offset
 //	  clean-shutdown                  present only while the log is closed cleanly
+//
+// The leader-epoch checkpoint is Kafka's text form: "0", the entry count,
+// then "epoch start_offset" per line. An epoch is written there before the
+// first batch that carries it, and an epoch a leader began without writing
+// (start = log end) is kept. TruncateTo cuts the log back for a follower
+// whose log diverged; producer states and epochs follow the cut.
 //
 // The last segment is the active one; only it is written. A segment rolls
 // when it would grow past Config.SegmentBytes, when its first batch is older

@@ -55,6 +55,7 @@ type Log struct {
 	unflushedMessages int64  // under appendMu
 	lastFlush         time.Time
 	producers         producerStates // under appendMu; see producer_state.go
+	epochs            leaderEpochs   // under appendMu; see leader_epochs.go
 
 	segmentsMu sync.RWMutex
 	segments   []*segment // by base offset; the last one is active
@@ -167,7 +168,10 @@ func (l *Log) open() error {
 		l.logStartOffset.Store(l.logEndOffset.Load())
 	}
 	l.syncedOffset.Store(l.logEndOffset.Load())
-	return l.loadProducerStates()
+	if err := l.loadProducerStates(); err != nil {
+		return err
+	}
+	return l.loadLeaderEpochs()
 }
 
 func (l *Log) openEmpty(baseOffset int64) error {

@@ -106,6 +106,12 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 	}
 	baseOffset := l.logEndOffset.Load()
 	lastOffset := baseOffset + int64(recordCount) - 1
+	// A new epoch is on disk before the first batch that carries it.
+	if l.epochs.assign(opts.LeaderEpoch, baseOffset) {
+		if err := l.writeLeaderEpochsLocked(); err != nil {
+			return AppendResult{}, false, l.fail(err)
+		}
+	}
 
 	incomingTimestamp := now.UnixMilli()
 	if !opts.LogAppendTime {

@@ -91,6 +91,11 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 		return 0, err
 	}
 	l.logStartOffset.Store(offset)
+	if l.epochs.truncateFromStart(offset) {
+		if err := l.writeLeaderEpochsLocked(); err != nil {
+			return 0, err
+		}
+	}
 	segments := l.snapshotSegments()
 	deletable := 0
 	for i := 0; i+1 < len(segments) && segments[i+1].baseOffset <= offset; i++ {
@@ -120,10 +125,13 @@ func (l *Log) deleteOldestSegmentsLocked(n int, reason string) error {
 	newStart := l.segments[0].baseOffset
 	l.segmentsMu.Unlock()
 
+	var errs []error
 	if newStart > l.logStartOffset.Load() {
 		l.logStartOffset.Store(newStart)
+		if l.epochs.truncateFromStart(newStart) {
+			errs = append(errs, l.writeLeaderEpochsLocked())
+		}
 	}
-	var errs []error
 	for _, s := range doomed {
 		l.logger.Info("deleted segment", "reason", reason, "segment", s.name(), "bytes", s.size.Load())
 		errs = append(errs, s.remove())
