@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,6 +51,26 @@ type Partition struct {
 	Topic string
 	Index int32
 	Log   *storage.Log
+	// leaderEpoch is the partition's leader epoch in the newest image.
+	leaderEpoch atomic.Int32
+}
+
+// LeaderEpoch is the partition's current leader epoch.
+func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
+
+// CheckLeaderEpoch applies Kafka's rule for a request's current leader
+// epoch (KIP-320): -1 means the client does not know it; an older one is
+// FENCED_LEADER_EPOCH (the client must refresh its metadata), a newer one
+// UNKNOWN_LEADER_EPOCH (this broker has not caught up yet).
+func (p *Partition) CheckLeaderEpoch(current int32) error {
+	epoch := p.LeaderEpoch()
+	switch {
+	case current == -1 || current == epoch:
+		return nil
+	case current < epoch:
+		return fmt.Errorf("%w: the request's leader epoch %d is older than the partition's %d; refresh the metadata", kerr.FencedLeaderEpoch, current, epoch)
+	}
+	return fmt.Errorf("%w: the request's leader epoch %d is newer than this broker's %d", kerr.UnknownLeaderEpoch, current, epoch)
 }
 
 // Topic is a topic and its partitions. Fields are read-only once the topic

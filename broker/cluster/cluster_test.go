@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -11,9 +13,12 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/metadata"
+	"github.com/kqstack/kqstack/broker/storage"
 )
 
 func openTestCluster(t *testing.T, dir string) *Cluster {
@@ -135,4 +140,65 @@ func TestDataDirHasOneOwner(t *testing.T) {
 	if err := again.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLeaderEpochFollowsTheImage: a new leader epoch in the metadata (here
+// this broker elected again, as a controller would after a failover) is
+// the partition's epoch at once, the log records where it begins before
+// anything is written in it, and requests of the old epoch are fenced.
+func TestLeaderEpochFollowsTheImage(t *testing.T) {
+	dir := t.TempDir()
+	c := openTestCluster(t, dir)
+	topic, err := c.CreateTopic("orders", 1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := topic.Partitions[0]
+	if _, err := p.Log.Append(recordBatch(3), storage.AppendOptions{LeaderEpoch: p.LeaderEpoch()}); err != nil {
+		t.Fatal(err)
+	}
+	self := c.cfg.NodeID
+	if _, err := c.propose(metadata.Record{PartitionChange: &metadata.PartitionChangeRecord{TopicID: topic.ID, Partition: 0, Leader: &self}}); err != nil {
+		t.Fatal(err)
+	}
+	if p.LeaderEpoch() != 1 {
+		t.Fatalf("leader epoch %d, want 1", p.LeaderEpoch())
+	}
+	if epoch, end := p.Log.EndOffsetForEpoch(0); epoch != 0 || end != 3 {
+		t.Fatalf("epoch 0 ends at (%d, %d), want (0, 3): epoch 1 begins at the log end, empty", epoch, end)
+	}
+	if err := p.CheckLeaderEpoch(0); !errors.Is(err, kerr.FencedLeaderEpoch) {
+		t.Fatalf("a request of epoch 0: %v, want FENCED_LEADER_EPOCH", err)
+	}
+	if err := p.CheckLeaderEpoch(2); !errors.Is(err, kerr.UnknownLeaderEpoch) {
+		t.Fatalf("a request of epoch 2: %v, want UNKNOWN_LEADER_EPOCH", err)
+	}
+	if err := p.CheckLeaderEpoch(-1); err != nil {
+		t.Fatalf("a request without an epoch: %v", err)
+	}
+	// After a restart: the same epoch, from the replayed log.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openTestCluster(t, dir)
+	defer c.Close()
+	reopened, _ := c.Topic("orders")
+	if reopened.Partitions[0].LeaderEpoch() != 1 || reopened.Partitions[0].Log.LatestLeaderEpoch() != 1 {
+		t.Fatalf("after a restart: epoch %d, log's latest %d", reopened.Partitions[0].LeaderEpoch(), reopened.Partitions[0].Log.LatestLeaderEpoch())
+	}
+}
+
+// recordBatch is a magic-v2 batch of n small records, encoded by kmsg.
+func recordBatch(n int) []byte {
+	var records []byte
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte("value")}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		records = r.AppendTo(records)
+	}
+	batch := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: int32(n - 1), ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: records}
+	out := batch.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
 }

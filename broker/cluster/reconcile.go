@@ -51,6 +51,7 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 	for _, t := range image.Topics() {
 		local := c.byID[t.ID]
 		if local != nil && len(local.Partitions) == len(t.Partitions) && maps.Equal(local.Configs, t.Configs) {
+			errs = append(errs, c.followEpochs(local, t))
 			continue
 		}
 		next := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), settings: settingsFor(t.Configs, c.cfg.Log)}
@@ -81,7 +82,30 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 		if len(next.Partitions) == 0 {
 			continue // nothing of it could be opened: not served here
 		}
+		errs = append(errs, c.followEpochs(next, t))
 		c.topics[t.Name], c.byID[t.ID] = next, next
+	}
+	return errors.Join(errs...)
+}
+
+// followEpochs takes each partition's leader epoch from the image; where
+// this broker leads at a new epoch, the log records that the epoch begins
+// at its end before anything is appended in it (an empty log at epoch 0
+// needs no record: its first batch writes one).
+func (c *Cluster) followEpochs(local *Topic, t *metadata.Topic) error {
+	var errs []error
+	for i, p := range local.Partitions {
+		state := t.Partitions[i]
+		p.leaderEpoch.Store(state.LeaderEpoch)
+		if state.Leader != c.cfg.NodeID || p.Log.LatestLeaderEpoch() >= state.LeaderEpoch {
+			continue
+		}
+		if state.LeaderEpoch == 0 && p.Log.LogEndOffset() == p.Log.LogStartOffset() {
+			continue
+		}
+		if err := p.Log.AssignLeaderEpoch(state.LeaderEpoch); err != nil {
+			errs = append(errs, fmt.Errorf("topic %q partition %d: recording leader epoch %d: %w", t.Name, i, state.LeaderEpoch, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -125,8 +125,10 @@ func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, ack
 	if err != nil {
 		return durableWait{}, 0, err
 	}
-	log := t.Partitions[rp.Partition].Log
+	partition := t.Partitions[rp.Partition]
+	log := partition.Log
 	result, err := log.Append(rp.Records, storage.AppendOptions{
+		LeaderEpoch:     partition.LeaderEpoch(),
 		Durable:         acks == -1,
 		DeferDurability: true,
 		LogAppendTime:   t.LogAppendTime(),

@@ -145,6 +145,9 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 					err = fmt.Errorf("%w: partition %d", kerr.UnknownTopicOrPartition, rp.Partition)
 				} else {
 					log = t.Partitions[rp.Partition].Log
+					if r.Version >= 9 {
+						err = t.Partitions[rp.Partition].CheckLeaderEpoch(rp.CurrentLeaderEpoch)
+					}
 				}
 			}
 			if err == nil {

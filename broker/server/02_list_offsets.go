@@ -36,9 +36,16 @@ func handleListOffsets(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			partition := kmsg.NewListOffsetsResponseTopicPartition()
 			partition.Partition = rp.Partition
 			p, err := cl.Partition(rt.Topic, rp.Partition)
+			if err == nil && r.Version >= 4 {
+				err = p.CheckLeaderEpoch(rp.CurrentLeaderEpoch)
+			}
 			if err == nil {
 				partition.Offset, partition.Timestamp, err = listOffset(p.Log, rp.Timestamp)
-				partition.LeaderEpoch = 0
+				// The epoch the offset was written in; the latest for the end.
+				partition.LeaderEpoch = p.Log.EpochAt(partition.Offset)
+				if partition.Offset >= p.Log.LogEndOffset() {
+					partition.LeaderEpoch = max(p.Log.LatestLeaderEpoch(), p.LeaderEpoch())
+				}
 			}
 			if err != nil {
 				partition.ErrorCode = errorCode(err)

@@ -103,7 +103,7 @@ func metadataTopic(nodeID int32, t *cluster.Topic) kmsg.MetadataResponseTopic {
 		partition := kmsg.NewMetadataResponseTopicPartition()
 		partition.Partition = p.Index
 		partition.Leader = nodeID
-		partition.LeaderEpoch = 0
+		partition.LeaderEpoch = p.LeaderEpoch()
 		partition.Replicas = []int32{nodeID}
 		partition.ISR = []int32{nodeID}
 		partition.OfflineReplicas = []int32{}

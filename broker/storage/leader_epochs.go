@@ -224,3 +224,18 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	defer l.appendMu.Unlock()
 	return l.epochs.endOffsetFor(epoch, l.logEndOffset.Load())
 }
+
+// EpochAt is the leader epoch offset was written in (UndefinedEpoch if
+// the log knows none that old).
+func (l *Log) EpochAt(offset int64) int32 {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	epoch := int32(UndefinedEpoch)
+	for _, e := range l.epochs.entries {
+		if e.startOffset > offset {
+			break
+		}
+		epoch = e.epoch
+	}
+	return epoch
+}
