@@ -156,7 +156,7 @@ func (q *Quorum) start(voters []Voter, alone bool) error {
 		if err != nil {
 			return fmt.Errorf("controller address %s: %w", self.Addr, err)
 		}
-		q.transport = raft.NewNetworkTransportWithLogger(&streamLayer{Listener: cfg.Listener, advertise: advertise}, 3, 2*time.Second, logger)
+		q.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(cfg.Listener, advertise, q.serveForward), 3, 2*time.Second, logger)
 	}
 	snapshots, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, logger)
 	if err != nil {
@@ -222,8 +222,9 @@ func (q *Quorum) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Propose appends records as one entry, on the leader, and returns the
-// image once this member has applied it. A batch the image refuses
+// Propose appends records as one entry and returns the image once this
+// member has applied it. On a member that does not lead, the entry is
+// forwarded to the leader. A batch the image refuses
 // returns the image's error (for example *metadata.TopicExistsError).
 func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*metadata.Image, error) {
 	data, err := metadata.EncodeBatch(records)
@@ -233,6 +234,18 @@ func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*meta
 	timeout := 10 * time.Second
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = time.Until(deadline)
+	}
+	if !q.IsLeader() {
+		// Forwarded, then answered once this member has applied it, so
+		// the caller reads its own change.
+		index, err := q.forward(ctx, data)
+		if err != nil {
+			return nil, err
+		}
+		if err := q.waitApplied(ctx, index); err != nil {
+			return nil, err
+		}
+		return q.Image(), nil
 	}
 	future := q.raft.Apply(data, timeout)
 	if err := future.Error(); err != nil {
@@ -341,19 +354,6 @@ func (s imageSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (imageSnapshot) Release() {}
-
-// streamLayer is raft's network over a listener the broker opened
-// (controller_listen), so tests can hand it one on a free port.
-type streamLayer struct {
-	net.Listener
-	advertise net.Addr
-}
-
-func (s *streamLayer) Addr() net.Addr { return s.advertise }
-
-func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
-}
 
 // slogWriter passes raft's log lines ("[WARN]  raft: message: k=v") to the
 // broker's logger, a level lower than raft gives them: raft's info is

@@ -182,8 +182,18 @@ func TestThreeVotersReplicateAndSurviveTheLeader(t *testing.T) {
 	c := newCluster3(t)
 	leader := c.leader()
 	follower := (leader + 1) % 3
-	if _, err := c.nodes[follower].Propose(testContext(t), topicBatch("refused", 9)...); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("a proposal on a follower: %v, want ErrNotLeader", err)
+	// A proposal on a follower is forwarded to the leader, and answered
+	// once the follower has applied it: it reads its own change.
+	image, err := c.nodes[follower].Propose(testContext(t), topicBatch("forwarded", 9)...)
+	if err != nil {
+		t.Fatalf("a proposal on a follower: %v", err)
+	}
+	if _, ok := image.Topic("forwarded"); !ok {
+		t.Fatal("the follower's answer does not have its own change")
+	}
+	var exists *metadata.TopicExistsError
+	if _, err := c.nodes[follower].Propose(testContext(t), topicBatch("forwarded", 8)...); !errors.As(err, &exists) || exists.Name != "forwarded" {
+		t.Fatalf("a forwarded proposal the image refuses: %v, want a TopicExistsError", err)
 	}
 	if _, err := c.nodes[leader].Propose(testContext(t), topicBatch("orders", 1)...); err != nil {
 		t.Fatal(err)
@@ -211,7 +221,7 @@ func TestThreeVotersReplicateAndSurviveTheLeader(t *testing.T) {
 	if err := c.nodes[leader].WaitReady(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(c.nodes[leader].Image().Topics()), 6; got != want {
+	if got, want := len(c.nodes[leader].Image().Topics()), 7; got != want {
 		t.Fatalf("the restarted node has %d topics, want %d", got, want)
 	}
 }
@@ -228,5 +238,30 @@ func TestParseVoters(t *testing.T) {
 	}
 	if voters, err := ParseVoters(""); err != nil || voters != nil {
 		t.Errorf("empty: %v %v", voters, err)
+	}
+}
+
+// TestControllerPortSurvivesGarbage: junk on the controller port, as raft
+// bytes or as a forwarded entry, closes that connection; the quorum goes on.
+func TestControllerPortSurvivesGarbage(t *testing.T) {
+	c := newCluster3(t)
+	leader := c.leader()
+	for _, junk := range [][]byte{
+		{forwardMagic, 0xff, 0xff, 0xff, 0xff},               // an entry of 4 GiB announced
+		append([]byte{forwardMagic, 0, 0, 0, 5}, "nope!"...), // not an entry
+		{0, 1, 2, 3, 4, 5, 6, 7, 8, 9},                       // not raft
+	} {
+		conn, err := net.Dial("tcp", c.voters[leader].Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.Write(junk)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = conn.Read(make([]byte, 64))
+		conn.Close()
+	}
+	follower := (leader + 1) % 3
+	if _, err := c.nodes[follower].Propose(testContext(t), topicBatch("after-junk", 3)...); err != nil {
+		t.Fatalf("a proposal after the junk: %v", err)
 	}
 }

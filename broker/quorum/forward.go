@@ -1,0 +1,226 @@
+package quorum
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+)
+
+// A member that does not lead forwards its proposals to the leader over
+// the controller listener, which raft shares: a connection that opens
+// with forwardMagic carries one proposal; any other is raft's (its RPC
+// types are 0 to 4).
+//
+//	request   | 'F' | length u32 | entry (metadata.EncodeBatch) |
+//	answer    | status u8 | index u64 | length u32 | message |
+//
+// status: forwardOK (index: the entry's raft index), forwardRefused (the
+// image refused the batch; message: why), forwardTopicExists (message: the
+// name), forwardNotLeader, forwardFailed (message: raft's error).
+const forwardMagic = 'F'
+
+const (
+	forwardOK byte = iota
+	forwardRefused
+	forwardTopicExists
+	forwardNotLeader
+	forwardFailed
+)
+
+// maxForwardBytes bounds a forwarded entry before it is allocated.
+const maxForwardBytes = 16 << 20
+
+// forward sends an entry to the leader and returns its raft index.
+func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
+	address, _ := q.raft.LeaderWithID()
+	if address == "" {
+		return 0, fmt.Errorf("%w: no leader is known yet", ErrNotLeader)
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", string(address))
+	if err != nil {
+		return 0, fmt.Errorf("forwarding to the metadata leader at %s: %w", address, err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	request := binary.BigEndian.AppendUint32([]byte{forwardMagic}, uint32(len(data)))
+	if _, err := conn.Write(append(request, data...)); err != nil {
+		return 0, fmt.Errorf("forwarding to the metadata leader at %s: %w", address, err)
+	}
+	var header [13]byte
+	if _, err := io.ReadFull(conn, header[:]); err != nil {
+		return 0, fmt.Errorf("the metadata leader at %s did not answer: %w", address, err)
+	}
+	status, index, length := header[0], binary.BigEndian.Uint64(header[1:]), binary.BigEndian.Uint32(header[9:])
+	if length > maxForwardBytes {
+		return 0, fmt.Errorf("the metadata leader at %s answered %d bytes", address, length)
+	}
+	message := make([]byte, length)
+	if _, err := io.ReadFull(conn, message); err != nil {
+		return 0, fmt.Errorf("the metadata leader at %s did not answer: %w", address, err)
+	}
+	switch status {
+	case forwardOK:
+		return index, nil
+	case forwardRefused:
+		return 0, errors.New(string(message))
+	case forwardTopicExists:
+		return 0, &metadata.TopicExistsError{Name: string(message)}
+	case forwardNotLeader:
+		return 0, fmt.Errorf("%w: %s moved on", ErrNotLeader, address)
+	}
+	return 0, fmt.Errorf("metadata leader at %s: %s", address, message)
+}
+
+// serveForward applies one forwarded entry on the leader and answers.
+func (q *Quorum) serveForward(conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	var length [4]byte
+	if _, err := io.ReadFull(conn, length[:]); err != nil {
+		return
+	}
+	n := binary.BigEndian.Uint32(length[:])
+	if n > maxForwardBytes {
+		q.cfg.Logger.Warn("closing a controller connection: forwarded entry too large", "bytes", n, "peer", conn.RemoteAddr().String())
+		return
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(conn, data); err != nil {
+		return
+	}
+	status, index, message := forwardOK, uint64(0), ""
+	if _, err := metadata.DecodeBatch(data); err != nil {
+		status, message = forwardRefused, err.Error()
+	} else {
+		future := q.raft.Apply(data, 10*time.Second)
+		var exists *metadata.TopicExistsError
+		switch err := future.Error(); {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+			status = forwardNotLeader
+		case err != nil:
+			status, message = forwardFailed, err.Error()
+		default:
+			switch result := future.Response().(type) {
+			case *metadata.Image:
+				index = future.Index()
+			case error:
+				if errors.As(result, &exists) {
+					status, message = forwardTopicExists, exists.Name
+				} else {
+					status, message = forwardRefused, result.Error()
+				}
+			}
+		}
+	}
+	answer := append([]byte{status}, binary.BigEndian.AppendUint64(nil, index)...)
+	answer = binary.BigEndian.AppendUint32(answer, uint32(len(message)))
+	_, _ = conn.Write(append(answer, message...))
+}
+
+// waitApplied waits until this member has applied index.
+func (q *Quorum) waitApplied(ctx context.Context, index uint64) error {
+	for q.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the metadata change at index %d was committed but not yet applied here: %w", index, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// streamLayer is raft's network over the listener the broker opened
+// (controller_listen): it sorts accepted connections into raft's and
+// forwarded proposals by their first byte.
+type streamLayer struct {
+	listener  net.Listener
+	advertise net.Addr
+	forwarded func(net.Conn)
+	raftConns chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newStreamLayer(listener net.Listener, advertise net.Addr, forwarded func(net.Conn)) *streamLayer {
+	s := &streamLayer{listener: listener, advertise: advertise, forwarded: forwarded, raftConns: make(chan net.Conn), closed: make(chan struct{})}
+	go s.acceptLoop()
+	return s
+}
+
+func (s *streamLayer) acceptLoop() {
+	for {
+		conn, err := s.listener.Accept()
+		if err != nil {
+			_ = s.Close()
+			return
+		}
+		go s.sort(conn)
+	}
+}
+
+func (s *streamLayer) sort(conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(conn, first); err != nil {
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if first[0] == forwardMagic {
+		s.forwarded(conn)
+		return
+	}
+	select {
+	case s.raftConns <- &prefixedConn{Conn: conn, prefix: first}:
+	case <-s.closed:
+		_ = conn.Close()
+	}
+}
+
+// Accept hands raft its next connection.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case conn := <-s.raftConns:
+		return conn, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *streamLayer) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return s.listener.Close()
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(address), timeout)
+}
+
+// prefixedConn gives back the byte the stream layer read to sort it.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
