@@ -62,6 +62,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBatches$$' -fuzztime $(FUZZTIME) ./broker/storage/
 	$(GO) test -run '^$$' -fuzz '^FuzzRecoverTail$$' -fuzztime $(FUZZTIME) ./broker/storage/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./broker/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./broker/metadata/
+	$(GO) test -run '^$$' -fuzz '^FuzzLogStoreRecovery$$' -fuzztime $(FUZZTIME) ./broker/quorum/
 
 fmt:
 	find . -name '*.go' -not -path './.git/*' -not -path './data/*' | xargs -r gofmt -w
