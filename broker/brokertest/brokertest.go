@@ -6,10 +6,12 @@ package brokertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +28,9 @@ type Broker struct {
 	Cluster *cluster.Cluster
 	server  *server.Server
 	done    chan error
+	// controller is the pre-opened controller listener of a cluster
+	// member's first start; later starts listen on Config.ControllerListen.
+	controller net.Listener
 }
 
 // Logger discards broker logs unless KQ_TEST_LOG is set.
@@ -57,23 +62,39 @@ func Start(t testing.TB, configure func(*config.Config)) *Broker {
 
 func (b *Broker) start(t testing.TB) {
 	t.Helper()
+	if err := b.startE(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *Broker) startE() error {
 	listen := b.Config.Listen
 	if b.Addr != "" {
 		listen = b.Addr // a restart keeps the port clients know
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	b.Addr = ln.Addr().String()
 	cfg := b.Config
 	cfg.Listen = b.Addr
-	cl, err := cluster.Open(cfg, clock.System{}, Logger())
+	controller := b.controller
+	b.controller = nil
+	if controller == nil && cfg.ControllerListen != "" {
+		if controller, err = net.Listen("tcp", cfg.ControllerListen); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+	cl, err := cluster.OpenWithController(cfg, clock.System{}, Logger(), controller)
 	if err != nil {
-		t.Fatal(err)
+		_ = ln.Close()
+		return err
 	}
 	b.Cluster, b.server, b.done = cl, server.New(cl, Logger()), make(chan error, 1)
 	go func() { b.done <- b.server.Serve(ln) }()
+	return nil
 }
 
 // Stop shuts the broker down cleanly; it can be started again with Restart.
@@ -107,3 +128,49 @@ func (b *Broker) Restart(t testing.TB) {
 
 // StartAgain starts a stopped broker again on the same port and data directory.
 func (b *Broker) StartAgain(t testing.TB) { b.start(t) }
+
+// StartCluster starts n brokers (node ids 1 to n) that together are the
+// metadata quorum, each with its own data directory and loopback ports,
+// and stops them when the test ends. They start at once: each waits for a
+// majority of the quorum.
+func StartCluster(t testing.TB, n int, configure func(*config.Config)) []*Broker {
+	t.Helper()
+	brokers := make([]*Broker, n)
+	var voters []string
+	for i := range brokers {
+		controller, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := config.Default()
+		cfg.NodeID = int32(i + 1)
+		cfg.DataDir = t.TempDir()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.DefaultPartitions = 1
+		cfg.GroupInitialRebalanceDelayMs = 0
+		cfg.ControllerListen = controller.Addr().String()
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, cfg.ControllerListen))
+		brokers[i] = &Broker{Config: cfg, controller: controller}
+	}
+	for _, b := range brokers {
+		b.Config.ControllerQuorumVoters = strings.Join(voters, ",")
+		if configure != nil {
+			configure(&b.Config)
+		}
+	}
+	errs := make(chan error, n)
+	for _, b := range brokers {
+		go func() { errs <- b.startE() }()
+	}
+	for range brokers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, b := range brokers {
+			b.Stop(t)
+		}
+	})
+	return brokers
+}

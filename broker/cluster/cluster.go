@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -50,13 +51,23 @@ type TopicID = metadata.TopicID
 type Partition struct {
 	Topic string
 	Index int32
-	Log   *storage.Log
-	// leaderEpoch is the partition's leader epoch in the newest image.
-	leaderEpoch atomic.Int32
+	// Log is the partition's log on this broker; nil when this broker
+	// holds no replica of it.
+	Log *storage.Log
+	// state is the partition's assignment in the newest image.
+	state atomic.Pointer[metadata.Partition]
 }
 
 // LeaderEpoch is the partition's current leader epoch.
-func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
+func (p *Partition) LeaderEpoch() int32 { return p.State().LeaderEpoch }
+
+// State is the partition's replicas, ISR, leader and epochs.
+func (p *Partition) State() metadata.Partition {
+	if s := p.state.Load(); s != nil {
+		return *s
+	}
+	return metadata.Partition{Leader: -1}
+}
 
 // CheckLeaderEpoch applies Kafka's rule for a request's current leader
 // epoch (KIP-320): -1 means the client does not know it; an older one is
@@ -129,7 +140,17 @@ type Cluster struct {
 // opens anything. A data directory of an earlier kqbroker (its metadata in
 // kqbroker-metadata.json) is taken over at the first start (migrate.go).
 func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, error) {
+	return OpenWithController(cfg, clk, logger, nil)
+}
+
+// OpenWithController is Open with the controller listener already open
+// (tests pass one on a free port); nil opens cfg.ControllerListen when
+// there are voters.
+func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger, controller net.Listener) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
+		if controller != nil {
+			_ = controller.Close()
+		}
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -137,9 +158,12 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
+		if controller != nil {
+			_ = controller.Close()
+		}
 		return nil, err
 	}
-	c, err := openDataDir(cfg, clk, logger)
+	c, err := openDataDir(cfg, clk, logger, controller)
 	if err != nil {
 		lock.release()
 		return nil, err
@@ -150,14 +174,32 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 }
 
 // openDataDir is Open once the directory is locked.
-func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger) (c *Cluster, err error) {
-	c = &Cluster{cfg: cfg, clock: clk, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
+func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, controller net.Listener) (_ *Cluster, err error) {
+	c := &Cluster{cfg: cfg, clock: clk, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := c.removeDeletedDirs(); err != nil {
+		if controller != nil {
+			_ = controller.Close()
+		}
 		return nil, err
 	}
-	c.quorum, err = quorum.Open(quorum.Config{NodeID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, metadataDir), OnApply: c.applied, Logger: logger})
+	quorumConfig := quorum.Config{NodeID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, metadataDir), OnApply: c.applied, Logger: logger}
+	if cfg.ControllerQuorumVoters != "" {
+		if quorumConfig.Voters, err = quorum.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
+			return nil, err
+		}
+		if controller == nil {
+			if controller, err = net.Listen("tcp", cfg.ControllerListen); err != nil {
+				return nil, fmt.Errorf("cannot listen on controller_listen %s: %w", cfg.ControllerListen, err)
+			}
+		}
+		quorumConfig.Listener = controller
+	}
+	c.quorum, err = quorum.Open(quorumConfig)
 	if err != nil {
+		if controller != nil {
+			_ = controller.Close()
+		}
 		return nil, fmt.Errorf("metadata quorum: %w", err)
 	}
 	defer func() {
@@ -166,9 +208,9 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger) (c *Cl
 			_ = c.quorum.Close()
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), quorumStartTimeout)
 	defer cancel()
-	if err := c.quorum.WaitReady(ctx); err != nil {
+	if err := c.waitForQuorum(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.bootstrap(ctx); err != nil {
@@ -190,6 +232,27 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger) (c *Cl
 	c.groups = group.NewCoordinator(clk, time.Duration(cfg.GroupInitialRebalanceDelayMs)*time.Millisecond,
 		time.Duration(cfg.OffsetsRetentionMinutes)*time.Minute, c.offsets)
 	return c, nil
+}
+
+// quorumStartTimeout bounds the wait for the metadata quorum at start: the
+// other voters may be starting too.
+const quorumStartTimeout = 5 * time.Minute
+
+// waitForQuorum waits until the quorum has a leader and this member has
+// applied the log, saying every few seconds what it waits for.
+func (c *Cluster) waitForQuorum(ctx context.Context) error {
+	ready := make(chan error, 1)
+	go func() { ready <- c.quorum.WaitReady(ctx) }()
+	ticker := time.NewTicker(5 * time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case err := <-ready:
+			return err
+		case <-ticker.C:
+			c.logger.Info("waiting for the metadata quorum: a majority of the voters must be up", "voters", c.cfg.ControllerQuorumVoters)
+		}
+	}
 }
 
 // consumerOffsetsDir holds the group coordinator's offsets log.
@@ -270,7 +333,9 @@ func (c *Cluster) Topics() []*Topic {
 	return topics
 }
 
-// Partition returns one partition, or UNKNOWN_TOPIC_OR_PARTITION.
+// Partition returns one partition that this broker leads, or
+// UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER (the client's
+// metadata is stale: it refreshes and goes to the leader).
 func (c *Cluster) Partition(topic string, index int32) (*Partition, error) {
 	t, ok := c.Topic(topic)
 	if !ok {
@@ -279,7 +344,57 @@ func (c *Cluster) Partition(topic string, index int32) (*Partition, error) {
 	if index < 0 || int(index) >= len(t.Partitions) {
 		return nil, fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, topic, len(t.Partitions), index+1)
 	}
-	return t.Partitions[index], nil
+	p := t.Partitions[index]
+	return p, c.CheckLeader(p)
+}
+
+// CheckLeader is nil when this broker leads p and holds its log.
+func (c *Cluster) CheckLeader(p *Partition) error {
+	if p.Log == nil || p.State().Leader != c.cfg.NodeID {
+		return fmt.Errorf("%w: broker %d does not lead %s-%d (its leader is %d)", kerr.NotLeaderForPartition, c.cfg.NodeID, p.Topic, p.Index, p.State().Leader)
+	}
+	return nil
+}
+
+// BrokerAddress is a broker clients can reach.
+type BrokerAddress struct {
+	NodeID int32
+	Host   string
+	Port   int32
+}
+
+// Brokers are the registered brokers in service, by id, with the
+// addresses they advertise.
+func (c *Cluster) Brokers() []BrokerAddress {
+	var brokers []BrokerAddress
+	for _, b := range c.quorum.Image().Brokers() {
+		if b.Fenced {
+			continue
+		}
+		host, portText, err := net.SplitHostPort(b.Advertise)
+		port, _ := strconv.Atoi(portText)
+		if err == nil {
+			brokers = append(brokers, BrokerAddress{NodeID: b.ID, Host: host, Port: int32(port)})
+		}
+	}
+	return brokers
+}
+
+// ControllerID is the broker that leads the metadata quorum (-1 while
+// there is none).
+func (c *Cluster) ControllerID() int32 {
+	id, _ := c.quorum.Leader()
+	return id
+}
+
+// CoordinatorID is the broker that coordinates every consumer group: the
+// lowest id in service. Until groups live in a replicated internal topic,
+// committed offsets stay on that broker.
+func (c *Cluster) CoordinatorID() int32 {
+	if brokers := c.Brokers(); len(brokers) > 0 {
+		return brokers[0].NodeID
+	}
+	return c.cfg.NodeID
 }
 
 // UnknownTopicError is UNKNOWN_TOPIC_OR_PARTITION for a missing topic,
@@ -340,6 +455,9 @@ func (c *Cluster) maintain() {
 		}
 		for _, t := range c.Topics() {
 			for _, p := range t.Partitions {
+				if p.Log == nil {
+					continue
+				}
 				if err := p.Log.Maintain(); err != nil && !errors.Is(err, storage.ErrClosed) {
 					c.logger.Error("log maintenance", "topic", t.Name, "partition", p.Index, "err", err)
 				}
@@ -352,10 +470,34 @@ func (c *Cluster) maintain() {
 func (c *Cluster) Close() error {
 	close(c.stop)
 	<-c.done
-	err := c.closeLogs()
-	err = errors.Join(err, c.quorum.Close())
+	c.leaveService()
+	// No more metadata is applied to the logs once they start closing.
+	c.mu.Lock()
+	c.serving = false
+	c.mu.Unlock()
+	err := c.quorum.Close()
+	err = errors.Join(err, c.closeLogs())
 	c.lock.release()
 	return err
+}
+
+// leaveService fences this broker in the metadata before it stops, so
+// new partitions are not placed on it and clients are not sent to it. A
+// broker alone has nobody to tell. (A killed broker is fenced by the
+// controller once heartbeats exist; until then it stays listed.)
+func (c *Cluster) leaveService() {
+	if c.cfg.ControllerQuorumVoters == "" {
+		return
+	}
+	b, ok := c.quorum.Image().Broker(c.cfg.NodeID)
+	if !ok || b.Fenced {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := c.quorum.Propose(ctx, metadata.Record{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}}); err != nil {
+		c.logger.Warn("could not tell the metadata quorum this broker is stopping", "err", err)
+	}
 }
 
 func (c *Cluster) closeLogs() error {
@@ -367,7 +509,9 @@ func (c *Cluster) closeLogs() error {
 	}
 	for _, t := range c.topics {
 		for _, p := range t.Partitions {
-			errs = append(errs, p.Log.Close())
+			if p.Log != nil {
+				errs = append(errs, p.Log.Close())
+			}
 		}
 	}
 	return errors.Join(errs...)

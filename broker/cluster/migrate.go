@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/kqstack/kqstack/broker/metadata"
 )
@@ -42,8 +43,8 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.quorum.Propose(ctx, records...); err != nil {
-			return fmt.Errorf("writing the first metadata records: %w", err)
+		if err := c.proposeFirst(ctx, records); err != nil {
+			return err
 		}
 		if legacy != nil {
 			c.logger.Info("took over the metadata of an earlier kqbroker", "file", legacyPath, "topics", len(legacy.Topics),
@@ -69,6 +70,21 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 	return nil
 }
 
+// proposeFirst writes the first records; when voters start together, one
+// of them names the cluster first and the others' batches are refused:
+// they wait until they have applied the winner's.
+func (c *Cluster) proposeFirst(ctx context.Context, records []metadata.Record) error {
+	_, err := c.quorum.Propose(ctx, records...)
+	for err != nil && c.quorum.Image().ClusterID == "" {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("writing the first metadata records: %w", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // firstRecords is the cluster record of a new log, with the contents of
 // the legacy file when there is one.
 func (c *Cluster) firstRecords(legacyPath string) ([]metadata.Record, *legacyMetadata, error) {
@@ -82,6 +98,9 @@ func (c *Cluster) firstRecords(legacyPath string) ([]metadata.Record, *legacyMet
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if c.cfg.ControllerQuorumVoters != "" {
+		return nil, nil, fmt.Errorf("%s is the metadata of a single kqbroker: start this broker alone once (without controller_quorum_voters) so it takes it over, then make it part of a cluster", legacyPath)
 	}
 	var legacy legacyMetadata
 	if err := json.Unmarshal(data, &legacy); err != nil {
@@ -102,8 +121,10 @@ func (c *Cluster) firstRecords(legacyPath string) ([]metadata.Record, *legacyMet
 			return nil, nil, fmt.Errorf("%s: topic %q: %w", legacyPath, t.Name, err)
 		}
 		records = append(records, metadata.Record{Topic: &metadata.TopicRecord{Name: t.Name, ID: id}})
-		for i := range t.Partitions {
-			records = append(records, c.newPartitionRecord(id, i))
+		for i := range t.Partitions { // a single broker's: all of them here
+			self := c.cfg.NodeID
+			records = append(records, metadata.Record{Partition: &metadata.PartitionRecord{TopicID: id, Partition: i,
+				Replicas: []int32{self}, ISR: []int32{self}, Leader: self}})
 		}
 		names := make([]string, 0, len(t.Configs))
 		for name := range t.Configs {

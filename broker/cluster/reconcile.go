@@ -59,6 +59,9 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 			next.Partitions = slices.Clone(local.Partitions)
 			if !maps.Equal(local.Configs, t.Configs) {
 				for _, p := range next.Partitions {
+					if p.Log == nil {
+						continue
+					}
 					if err := p.Log.SetConfig(next.settings.log); err != nil {
 						errs = append(errs, fmt.Errorf("topic %q partition %d: applying its configs: %w", t.Name, p.Index, err))
 					}
@@ -66,6 +69,10 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 			}
 		}
 		for i := int32(len(next.Partitions)); i < int32(len(t.Partitions)); i++ {
+			if !slices.Contains(t.Partitions[i].Replicas, c.cfg.NodeID) {
+				next.Partitions = append(next.Partitions, &Partition{Topic: t.Name, Index: i}) // another broker's
+				continue
+			}
 			if live {
 				if err := c.clearStaleDir(t.Name, i); err != nil {
 					errs = append(errs, err)
@@ -88,19 +95,20 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 	return errors.Join(errs...)
 }
 
-// followEpochs takes each partition's leader epoch from the image; where
+// followEpochs takes each partition's state from the image; where
 // this broker leads at a new epoch, the log records that the epoch begins
 // at its end before anything is appended in it (an empty log at epoch 0
-// needs no record: its first batch writes one).
+// keeps it in memory only: a log without the file is read as epoch 0).
+// Only partitions whose state changed are looked at.
 func (c *Cluster) followEpochs(local *Topic, t *metadata.Topic) error {
 	var errs []error
 	for i, p := range local.Partitions {
 		state := t.Partitions[i]
-		p.leaderEpoch.Store(state.LeaderEpoch)
-		if state.Leader != c.cfg.NodeID || p.Log.LatestLeaderEpoch() >= state.LeaderEpoch {
+		if old := p.state.Load(); old != nil && old.PartitionEpoch == state.PartitionEpoch && old.LeaderEpoch == state.LeaderEpoch {
 			continue
 		}
-		if state.LeaderEpoch == 0 && p.Log.LogEndOffset() == p.Log.LogStartOffset() {
+		p.state.Store(&state)
+		if p.Log == nil || state.Leader != c.cfg.NodeID {
 			continue
 		}
 		if err := p.Log.AssignLeaderEpoch(state.LeaderEpoch); err != nil {
@@ -117,6 +125,9 @@ func (c *Cluster) removeLocalLocked(t *Topic) {
 	delete(c.topics, t.Name)
 	delete(c.byID, t.ID)
 	for _, p := range t.Partitions {
+		if p.Log == nil {
+			continue
+		}
 		_ = p.Log.Close()
 		aside := p.Log.Dir() + deletedSuffix
 		if err := os.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {

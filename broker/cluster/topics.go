@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	mathrand "math/rand/v2"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -61,9 +62,7 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	var id TopicID
 	_, _ = rand.Read(id[:])
 	records := []metadata.Record{{Topic: &metadata.TopicRecord{Name: name, ID: id}}}
-	for i := range partitions {
-		records = append(records, c.newPartitionRecord(id, i))
-	}
+	records = append(records, c.placePartitions(id, 0, partitions)...)
 	for key, value := range overrides {
 		records = append(records, metadata.Record{Config: &metadata.ConfigRecord{TopicID: id, Name: key, Value: &value}})
 	}
@@ -78,12 +77,25 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	return t, nil
 }
 
-// newPartitionRecord places a new partition. One broker: it holds every
-// replica and leads.
-func (c *Cluster) newPartitionRecord(id TopicID, index int32) metadata.Record {
-	self := c.cfg.NodeID
-	return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: id, Partition: index,
-		Replicas: []int32{self}, ISR: []int32{self}, Leader: self}}
+// placePartitions assigns partitions first to first+count-1 of a topic
+// to the brokers in service, round robin from a random one, as Kafka
+// spreads leaders. One replica each: replication is not there yet.
+func (c *Cluster) placePartitions(id TopicID, first, count int32) []metadata.Record {
+	brokers := []int32{c.cfg.NodeID}
+	if inService := c.Brokers(); len(inService) > 0 {
+		brokers = brokers[:0]
+		for _, b := range inService {
+			brokers = append(brokers, b.NodeID)
+		}
+	}
+	start := int32(mathrand.IntN(len(brokers)))
+	records := make([]metadata.Record, 0, count)
+	for i := first; i < first+count; i++ {
+		replica := brokers[(start+i)%int32(len(brokers))]
+		records = append(records, metadata.Record{Partition: &metadata.PartitionRecord{TopicID: id, Partition: i,
+			Replicas: []int32{replica}, ISR: []int32{replica}, Leader: replica}})
+	}
+	return records
 }
 
 // DeleteTopic deletes a topic and its data.
@@ -119,10 +131,7 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	if validateOnly {
 		return nil
 	}
-	var records []metadata.Record
-	for i := int32(len(t.Partitions)); i < count; i++ {
-		records = append(records, c.newPartitionRecord(t.ID, i))
-	}
+	records := c.placePartitions(t.ID, int32(len(t.Partitions)), count-int32(len(t.Partitions)))
 	if _, err := c.propose(records...); err != nil {
 		return err
 	}

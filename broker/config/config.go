@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -29,6 +30,14 @@ type Config struct {
 	// Advertise is the host:port clients are told to connect to; empty
 	// means Listen.
 	Advertise string `yaml:"advertise"`
+	// ControllerQuorumVoters are the brokers that hold the metadata quorum,
+	// in Kafka's form "1@host:port,2@host:port,3@host:port"
+	// (controller.quorum.voters); each address is that broker's
+	// controller_listen. Empty: this broker alone is the quorum, in memory.
+	ControllerQuorumVoters string `yaml:"controller_quorum_voters"`
+	// ControllerListen is the host:port this broker's quorum member
+	// listens on; needed with voters.
+	ControllerListen string `yaml:"controller_listen"`
 	// DataDir holds the partition logs and the broker's metadata.
 	DataDir string `yaml:"data_dir"`
 	// ClusterID is reported to clients; empty means one is generated at the
@@ -184,6 +193,9 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return fieldError("data_dir", c.DataDir, "must name a directory")
 	}
+	if err := c.validateQuorum(); err != nil {
+		return err
+	}
 	if c.DefaultPartitions < 1 {
 		return fieldError("default_partitions", c.DefaultPartitions, "must be at least 1")
 	}
@@ -231,6 +243,32 @@ func (c Config) Validate() error {
 		return fieldError("log.flush_ms", l.FlushMs, "must be 0 (off) or positive")
 	case l.CheckIntervalMs < 1:
 		return fieldError("log.check_interval_ms", l.CheckIntervalMs, "must be positive")
+	}
+	return nil
+}
+
+// validateQuorum checks controller_quorum_voters and controller_listen.
+func (c Config) validateQuorum() error {
+	if c.ControllerQuorumVoters == "" {
+		if c.ControllerListen != "" {
+			return fieldError("controller_listen", c.ControllerListen, "is only used with controller_quorum_voters; set both, or neither for a single broker")
+		}
+		return nil
+	}
+	self := false
+	for _, item := range strings.Split(c.ControllerQuorumVoters, ",") {
+		idText, addr, ok := strings.Cut(strings.TrimSpace(item), "@")
+		id, err := strconv.ParseInt(idText, 10, 32)
+		if _, _, addrErr := net.SplitHostPort(addr); !ok || err != nil || id < 0 || addrErr != nil {
+			return fieldError("controller_quorum_voters", c.ControllerQuorumVoters, fmt.Sprintf("entry %q: want id@host:port, e.g. 1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095", item))
+		}
+		self = self || int32(id) == c.NodeID
+	}
+	if !self {
+		return fieldError("controller_quorum_voters", c.ControllerQuorumVoters, fmt.Sprintf("does not list this broker's node_id %d; every broker is a voter for now", c.NodeID))
+	}
+	if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
+		return fieldError("controller_listen", c.ControllerListen, "must be host:port, the address this broker has in controller_quorum_voters")
 	}
 	return nil
 }

@@ -128,6 +128,8 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 	advertise := flags.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	dataDir := flags.String("data-dir", defaults.DataDir, "directory for the logs and metadata")
 	nodeID := flags.Int("node-id", int(defaults.NodeID), "broker id")
+	voters := flags.String("controller-quorum-voters", "", "the metadata quorum's voters, id@host:port,... (default: this broker alone)")
+	controllerListen := flags.String("controller-listen", "", "host:port of this broker's quorum member, its address in the voters list")
 	autoCreate := booleanFlag(defaults.AutoCreateTopics)
 	flags.Var(&autoCreate, "auto-create-topics", "true or false: create the topics that producers and metadata requests name")
 	logLevel := flags.String("log-level", "info", "debug, info, warn or error")
@@ -160,6 +162,10 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 				flagErr = fmt.Errorf("flag -node-id = %d: must be between 0 and %d", *nodeID, math.MaxInt32)
 			}
 			cfg.NodeID = int32(*nodeID)
+		case "controller-quorum-voters":
+			cfg.ControllerQuorumVoters = *voters
+		case "controller-listen":
+			cfg.ControllerListen = *controllerListen
 		case "auto-create-topics":
 			cfg.AutoCreateTopics = bool(autoCreate)
 		}

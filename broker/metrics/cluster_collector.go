@@ -36,6 +36,9 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	fsync := storage.SyncStats{Buckets: make([]uint64, len(storage.SyncBuckets)+1)}
 	for _, t := range topics {
 		for _, p := range t.Partitions {
+			if p.Log == nil {
+				continue // another broker's
+			}
 			labels := []string{t.Name, strconv.Itoa(int(p.Index))}
 			ch <- prometheus.MustNewConstMetric(logStartDesc, prometheus.GaugeValue, float64(p.Log.LogStartOffset()), labels...)
 			ch <- prometheus.MustNewConstMetric(logEndDesc, prometheus.GaugeValue, float64(p.Log.LogEndOffset()), labels...)

@@ -131,7 +131,7 @@ func (q *Quorum) serveForward(conn net.Conn) {
 
 // waitApplied waits until this member has applied index.
 func (q *Quorum) waitApplied(ctx context.Context, index uint64) error {
-	for q.raft.AppliedIndex() < index {
+	for q.fsm.applied.Load() < index {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the metadata change at index %d was committed but not yet applied here: %w", index, ctx.Err())

@@ -94,7 +94,12 @@ func (s *logStore) recover() error {
 			return err
 		}
 		length := int64(binary.BigEndian.Uint32(header[:4]))
-		if length > maxEntryBytes || offset+frameHeader+length > size {
+		if length > maxEntryBytes {
+			// Appends write whole frames, so a torn one still has its true
+			// length: an impossible one is damage, not a tear.
+			return fmt.Errorf("%s is corrupt: the entry at offset %d claims %d bytes; restore the quorum directory from another voter", logFileName, offset, length)
+		}
+		if offset+frameHeader+length > size {
 			break
 		}
 		body := make([]byte, length)
@@ -152,6 +157,24 @@ func (s *logStore) validFrameAt(offset, size int64) bool {
 	}
 	return crc32.Checksum(body, crcTable) == binary.BigEndian.Uint32(header[4:])
 }
+
+// lastCommandIndex is the index of the newest entry of records (not one of
+// raft's own), 0 if none.
+func (s *logStore) lastCommandIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.entries) - 1; i >= 0; i-- {
+		if s.entries[i].Type == raft.LogCommand {
+			return s.entries[i].Index
+		}
+	}
+	return 0
+}
+
+// IsMonotonic tells raft (MonotonicLogStore) that entries must follow one
+// another: after installing a snapshot it empties the log before storing
+// what follows the snapshot, rather than leave a gap.
+func (s *logStore) IsMonotonic() bool { return true }
 
 // FirstIndex is the index of the oldest entry kept, 0 when empty.
 func (s *logStore) FirstIndex() (uint64, error) {
@@ -212,6 +235,9 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 		next = s.entries[n-1].Index + 1
 	}
 	for _, log := range logs {
+		if len(log.Data)+len(log.Extensions)+64 > maxEntryBytes {
+			return fmt.Errorf("raft log: entry %d is %d bytes; entries are at most %d", log.Index, len(log.Data)+len(log.Extensions), maxEntryBytes)
+		}
 		if next != 0 && log.Index != next {
 			return fmt.Errorf("raft log: entry %d appended after %d", log.Index, next-1)
 		}

@@ -18,6 +18,7 @@ package quorum
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -95,9 +96,11 @@ type Quorum struct {
 	fsm       *stateMachine
 	logs      *logStore
 	transport raft.Transport
-	// startIndex is the last log index at open: the image is complete once
-	// it is applied.
-	startIndex uint64
+	// startIndex is the last log index at open, and startCommand the last
+	// entry of records at or below it: the image is complete once raft has
+	// handed over the first and the image holds the second (raft's own
+	// entries, configuration and no-ops, never reach the image).
+	startIndex, startCommand uint64
 }
 
 // ErrNotLeader is returned by Propose on a member that does not lead.
@@ -178,6 +181,7 @@ func (q *Quorum) start(voters []Voter, alone bool) error {
 	if q.startIndex, err = q.logs.LastIndex(); err != nil {
 		return err
 	}
+	q.startCommand = q.logs.lastCommandIndex()
 	if q.raft, err = raft.NewRaft(raftConfig, q.fsm, q.logs, q.logs, snapshots, q.transport); err != nil {
 		return fmt.Errorf("starting the metadata quorum: %w", err)
 	}
@@ -204,7 +208,7 @@ func (q *Quorum) IsLeader() bool { return q.raft.State() == raft.Leader }
 // when it opened is applied.
 func (q *Quorum) WaitReady(ctx context.Context) error {
 	for {
-		if _, ok := q.Leader(); ok && q.raft.AppliedIndex() >= q.startIndex {
+		if _, ok := q.Leader(); ok && q.raft.AppliedIndex() >= q.startIndex && q.fsm.applied.Load() >= q.startCommand {
 			if !q.IsLeader() {
 				return nil
 			}
@@ -290,12 +294,17 @@ func indexOfVoter(voters []Voter, id int32) int {
 type stateMachine struct {
 	image   atomic.Pointer[metadata.Image]
 	onApply func(*metadata.Image, []metadata.Record)
+	// applied is the raft index of the last entry in the image (raft's
+	// own AppliedIndex moves when an entry is handed over, before it is
+	// applied).
+	applied atomic.Uint64
 	mu      sync.Mutex // Apply and Restore never overlap; held for clarity
 }
 
 func (m *stateMachine) Apply(entry *raft.Log) any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.applied.Store(entry.Index)
 	records, err := metadata.DecodeBatch(entry.Data)
 	if err != nil {
 		return err
@@ -312,26 +321,35 @@ func (m *stateMachine) Apply(entry *raft.Log) any {
 }
 
 func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
-	return imageSnapshot{image: m.image.Load()}, nil
+	return imageSnapshot{image: m.image.Load(), index: m.applied.Load()}, nil
 }
 
+// Restore reads a snapshot: | index u64 | the image's records as an entry |
+// (an empty image has no entry).
 func (m *stateMachine) Restore(snapshot io.ReadCloser) error {
 	defer snapshot.Close()
 	data, err := io.ReadAll(io.LimitReader(snapshot, 1<<30))
 	if err != nil {
 		return err
 	}
-	records, err := metadata.DecodeBatch(data)
-	if err != nil {
-		return fmt.Errorf("metadata snapshot: %w", err)
+	if len(data) < 8 {
+		return fmt.Errorf("metadata snapshot: %d bytes, too short", len(data))
 	}
-	image, err := metadata.Empty().Apply(records)
-	if err != nil {
-		return fmt.Errorf("metadata snapshot: %w", err)
+	index := binary.BigEndian.Uint64(data)
+	image := metadata.Empty()
+	if len(data) > 8 {
+		records, err := metadata.DecodeBatch(data[8:])
+		if err != nil {
+			return fmt.Errorf("metadata snapshot: %w", err)
+		}
+		if image, err = image.Apply(records); err != nil {
+			return fmt.Errorf("metadata snapshot: %w", err)
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.image.Store(image)
+	m.applied.Store(index)
 	if m.onApply != nil {
 		m.onApply(image, nil)
 	}
@@ -339,10 +357,20 @@ func (m *stateMachine) Restore(snapshot io.ReadCloser) error {
 }
 
 // imageSnapshot writes an image as the records that rebuild it.
-type imageSnapshot struct{ image *metadata.Image }
+type imageSnapshot struct {
+	image *metadata.Image
+	index uint64
+}
 
 func (s imageSnapshot) Persist(sink raft.SnapshotSink) error {
-	data, err := metadata.EncodeBatch(s.image.Records())
+	data := binary.BigEndian.AppendUint64(nil, s.index)
+	var err error
+	if records := s.image.Records(); len(records) > 0 {
+		var entry []byte
+		if entry, err = metadata.EncodeBatch(records); err == nil {
+			data = append(data, entry...)
+		}
+	}
 	if err == nil {
 		_, err = sink.Write(data)
 	}

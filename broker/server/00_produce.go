@@ -52,7 +52,7 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 				var wait durableWait
 				var records int
 				size := len(rp.Records)
-				wait, records, err = appendPartition(t, rp, r.Acks, &partition)
+				wait, records, err = appendPartition(cl, t, rp, r.Acks, &partition)
 				if err == nil {
 					c.server.metrics.Produced(t.Name, size, records)
 				}
@@ -108,9 +108,12 @@ func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 
 // appendPartition appends one partition's batches and returns the wait for
 // their fsync (acks=all) and how many records were appended.
-func appendPartition(t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) (durableWait, int, error) {
+func appendPartition(cl *cluster.Cluster, t *cluster.Topic, rp kmsg.ProduceRequestTopicPartition, acks int16, out *kmsg.ProduceResponseTopicPartition) (durableWait, int, error) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		return durableWait{}, 0, fmt.Errorf("%w: topic %q has %d partitions, not %d", kerr.UnknownTopicOrPartition, t.Name, len(t.Partitions), rp.Partition+1)
+	}
+	if err := cl.CheckLeader(t.Partitions[rp.Partition]); err != nil {
+		return durableWait{}, 0, err
 	}
 	err := storage.WalkBatchHeaders(rp.Records, func(h storage.BatchHeader) error {
 		if h.Size() > int(t.MaxMessageBytes()) {

@@ -143,7 +143,7 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 			if err == nil {
 				if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 					err = fmt.Errorf("%w: partition %d", kerr.UnknownTopicOrPartition, rp.Partition)
-				} else {
+				} else if err = cl.CheckLeader(t.Partitions[rp.Partition]); err == nil {
 					log = t.Partitions[rp.Partition].Log
 					if r.Version >= 9 {
 						err = t.Partitions[rp.Partition].CheckLeaderEpoch(rp.CurrentLeaderEpoch)

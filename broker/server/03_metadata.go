@@ -16,8 +16,6 @@ package server
 
 import (
 	"errors"
-	"net"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -33,19 +31,19 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	cl := c.server.cluster
 	cfg := cl.Config()
 
-	host, portText, _ := net.SplitHostPort(cfg.AdvertisedAddress())
-	port, _ := strconv.Atoi(portText)
-	broker := kmsg.NewMetadataResponseBroker()
-	broker.NodeID, broker.Host, broker.Port = cfg.NodeID, host, int32(port)
-	resp.Brokers = []kmsg.MetadataResponseBroker{broker}
+	for _, b := range cl.Brokers() {
+		broker := kmsg.NewMetadataResponseBroker()
+		broker.NodeID, broker.Host, broker.Port = b.NodeID, b.Host, b.Port
+		resp.Brokers = append(resp.Brokers, broker)
+	}
 	clusterID := cl.ClusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = cfg.NodeID
+	resp.ControllerID = cl.ControllerID()
 
 	// v0 has no null list: an empty list there means all topics.
 	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
 		for _, t := range cl.Topics() {
-			resp.Topics = append(resp.Topics, metadataTopic(cfg.NodeID, t))
+			resp.Topics = append(resp.Topics, metadataTopic(t))
 		}
 		return resp, nil
 	}
@@ -53,7 +51,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	for _, requested := range r.Topics {
 		if requested.Topic == nil { // v12: by id
 			if t, ok := cl.TopicByID(requested.TopicID); ok {
-				resp.Topics = append(resp.Topics, metadataTopic(cfg.NodeID, t))
+				resp.Topics = append(resp.Topics, metadataTopic(t))
 				continue
 			}
 			missing := kmsg.NewMetadataResponseTopic()
@@ -77,7 +75,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			resp.Topics = append(resp.Topics, missing)
 			continue
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(cfg.NodeID, t))
+		resp.Topics = append(resp.Topics, metadataTopic(t))
 	}
 	return resp, nil
 }
@@ -94,7 +92,7 @@ func createIfMissing(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 	return t, err
 }
 
-func metadataTopic(nodeID int32, t *cluster.Topic) kmsg.MetadataResponseTopic {
+func metadataTopic(t *cluster.Topic) kmsg.MetadataResponseTopic {
 	topic := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	topic.Topic = &name
@@ -102,10 +100,11 @@ func metadataTopic(nodeID int32, t *cluster.Topic) kmsg.MetadataResponseTopic {
 	for _, p := range t.Partitions {
 		partition := kmsg.NewMetadataResponseTopicPartition()
 		partition.Partition = p.Index
-		partition.Leader = nodeID
-		partition.LeaderEpoch = p.LeaderEpoch()
-		partition.Replicas = []int32{nodeID}
-		partition.ISR = []int32{nodeID}
+		state := p.State()
+		partition.Leader = state.Leader
+		partition.LeaderEpoch = state.LeaderEpoch
+		partition.Replicas = state.Replicas
+		partition.ISR = state.ISR
 		partition.OfflineReplicas = []int32{}
 		topic.Partitions = append(topic.Partitions, partition)
 	}

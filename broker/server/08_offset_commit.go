@@ -36,7 +36,11 @@ func handleOffsetCommit(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	if r.Version == 0 {
 		generation, memberID = -1, ""
 	}
-	finish, err := c.server.cluster.Groups().CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits)
+	err := c.server.notCoordinator()
+	var finish func() error
+	if err == nil {
+		finish, err = c.server.cluster.Groups().CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits)
+	}
 	setCode := func(code int16) {
 		for ti := range resp.Topics {
 			for pi := range resp.Topics[ti].Partitions {

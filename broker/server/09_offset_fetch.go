@@ -56,6 +56,15 @@ func fetchGroupOffsets(c *conn, groupID string, topics map[string][]int32, all b
 func handleOffsetFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.OffsetFetchRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if err := c.server.notCoordinator(); err != nil {
+		resp.ErrorCode = errorCode(err)
+		for _, rg := range r.Groups {
+			g := kmsg.NewOffsetFetchResponseGroup()
+			g.Group, g.ErrorCode = rg.Group, errorCode(err)
+			resp.Groups = append(resp.Groups, g)
+		}
+		return resp, nil
+	}
 	if r.Version >= 8 {
 		for _, rg := range r.Groups {
 			topics := make(map[string][]int32)

@@ -14,6 +14,10 @@ func init() { register(12, 0, 4, handleHeartbeat) }
 func handleHeartbeat(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.HeartbeatRequest)
 	resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
+	if err := c.server.notCoordinator(); err != nil {
+		resp.ErrorCode = errorCode(err)
+		return resp, nil
+	}
 	resp.ErrorCode = errorCode(c.server.cluster.Groups().Heartbeat(r.Group, r.MemberID, r.InstanceID, r.Generation))
 	return resp, nil
 }

@@ -17,6 +17,10 @@ func init() { register(13, 0, 5, handleLeaveGroup) }
 func handleLeaveGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.LeaveGroupRequest)
 	resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if err := c.server.notCoordinator(); err != nil {
+		resp.ErrorCode = errorCode(err)
+		return resp, nil
+	}
 	leaving := []group.LeaveMember{{MemberID: r.MemberID}}
 	if r.Version >= 3 {
 		leaving = leaving[:0]

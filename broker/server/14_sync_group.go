@@ -19,6 +19,10 @@ func init() { register(14, 0, 5, handleSyncGroup) }
 func handleSyncGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.SyncGroupRequest)
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
+	if err := c.server.notCoordinator(); err != nil {
+		resp.ErrorCode, resp.MemberAssignment = errorCode(err), []byte{}
+		return resp, nil
+	}
 	sync := group.SyncRequest{Group: r.Group, MemberID: r.MemberID, InstanceID: r.InstanceID, Generation: r.Generation,
 		ProtocolType: r.ProtocolType, Protocol: r.Protocol}
 	if len(r.GroupAssignment) > 0 {

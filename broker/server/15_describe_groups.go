@@ -16,6 +16,12 @@ func handleDescribeGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.DescribeGroupsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, name := range r.Groups {
+		if err := c.server.notCoordinator(); err != nil {
+			g := kmsg.NewDescribeGroupsResponseGroup()
+			g.Group, g.ErrorCode = name, errorCode(err)
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		d, _ := c.server.cluster.Groups().Describe(name)
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group, g.State, g.ProtocolType, g.Protocol = d.Group, string(d.State), d.ProtocolType, d.Protocol

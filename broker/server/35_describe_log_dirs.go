@@ -39,8 +39,8 @@ func handleDescribeLogDirs(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		topic := kmsg.NewDescribeLogDirsResponseDirTopic()
 		topic.Topic = t.Name
 		for _, p := range t.Partitions {
-			if r.Topics != nil && !containsInt32(partitions, p.Index) {
-				continue
+			if p.Log == nil || r.Topics != nil && !containsInt32(partitions, p.Index) {
+				continue // not on this broker, or not asked for
 			}
 			partition := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
 			partition.Partition, partition.Size = p.Index, p.Log.Size()

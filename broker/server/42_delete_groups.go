@@ -15,7 +15,11 @@ func handleDeleteGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	for _, name := range r.Groups {
 		g := kmsg.NewDeleteGroupsResponseGroup()
 		g.Group = name
-		g.ErrorCode = errorCode(c.server.cluster.Groups().Delete(name))
+		err := c.server.notCoordinator()
+		if err == nil {
+			err = c.server.cluster.Groups().Delete(name)
+		}
+		g.ErrorCode = errorCode(err)
 		resp.Groups = append(resp.Groups, g)
 	}
 	return resp, nil

@@ -21,7 +21,10 @@ func handleOffsetDelete(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			partitions = append(partitions, group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
 		}
 	}
-	err := c.server.cluster.Groups().DeleteOffsets(r.Group, partitions)
+	err := c.server.notCoordinator()
+	if err == nil {
+		err = c.server.cluster.Groups().DeleteOffsets(r.Group, partitions)
+	}
 	resp.ErrorCode = errorCode(err)
 	for _, rt := range r.Topics {
 		topic := kmsg.NewOffsetDeleteResponseTopic()

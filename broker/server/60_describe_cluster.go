@@ -4,9 +4,6 @@ package server
 //   v1: endpoint type (brokers only here).
 
 import (
-	"net"
-	"strconv"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,14 +12,14 @@ func init() { register(60, 0, 1, handleDescribeCluster) }
 func handleDescribeCluster(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.DescribeClusterRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
-	cfg := c.server.cluster.Config()
-	resp.ClusterID = c.server.cluster.ClusterID()
-	resp.ControllerID = cfg.NodeID
+	cl := c.server.cluster
+	resp.ClusterID = cl.ClusterID()
+	resp.ControllerID = cl.ControllerID()
 	resp.EndpointType = 1
-	host, portText, _ := net.SplitHostPort(cfg.AdvertisedAddress())
-	port, _ := strconv.Atoi(portText)
-	broker := kmsg.NewDescribeClusterResponseBroker()
-	broker.NodeID, broker.Host, broker.Port = cfg.NodeID, host, int32(port)
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{broker}
+	for _, b := range cl.Brokers() {
+		broker := kmsg.NewDescribeClusterResponseBroker()
+		broker.NodeID, broker.Host, broker.Port = b.NodeID, b.Host, b.Port
+		resp.Brokers = append(resp.Brokers, broker)
+	}
 	return resp, nil
 }

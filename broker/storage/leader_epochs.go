@@ -125,6 +125,12 @@ func (c *leaderEpochs) truncateFromStart(startOffset int64) bool {
 	return true
 }
 
+// isDefault: the cache is epoch 0 from the log start, which is how a log
+// without a checkpoint file is read.
+func (c *leaderEpochs) isDefault(logStart int64) bool {
+	return len(c.entries) == 1 && c.entries[0] == epochEntry{epoch: 0, startOffset: logStart}
+}
+
 func (c *leaderEpochs) encode() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "0\n%d\n", len(c.entries))
@@ -170,7 +176,6 @@ func (l *Log) loadLeaderEpochs() error {
 	case isNotExist(err):
 		if l.logEndOffset.Load() > l.logStartOffset.Load() {
 			l.epochs.assign(0, l.logStartOffset.Load())
-			return l.writeLeaderEpochsLocked()
 		}
 		return nil
 	case err != nil:
@@ -179,7 +184,9 @@ func (l *Log) loadLeaderEpochs() error {
 	if l.epochs, err = decodeLeaderEpochs(data); err != nil {
 		return err
 	}
-	if l.epochs.truncateFromEnd(l.logEndOffset.Load()+1) || l.epochs.truncateFromStart(l.logStartOffset.Load()) {
+	cutEnd := l.epochs.truncateFromEnd(l.logEndOffset.Load() + 1)
+	cutStart := l.epochs.truncateFromStart(l.logStartOffset.Load())
+	if cutEnd || cutStart {
 		return l.writeLeaderEpochsLocked()
 	}
 	return nil
@@ -202,6 +209,9 @@ func (l *Log) AssignLeaderEpoch(epoch int32) error {
 	}
 	if !l.epochs.assign(epoch, l.logEndOffset.Load()) {
 		return nil
+	}
+	if l.epochs.isDefault(l.logStartOffset.Load()) {
+		return nil // what a log without the file is read as: nothing to write
 	}
 	return l.writeLeaderEpochsLocked()
 }

@@ -106,8 +106,13 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 	}
 	baseOffset := l.logEndOffset.Load()
 	lastOffset := baseOffset + int64(recordCount) - 1
-	// A new epoch is on disk before the first batch that carries it.
-	if l.epochs.assign(opts.LeaderEpoch, baseOffset) {
+	// A new epoch is on disk before the first batch that carries it. A
+	// batch is never stamped older than the newest epoch the log knows.
+	epoch := opts.LeaderEpoch
+	if last, ok := l.epochs.latest(); ok {
+		epoch = max(epoch, last.epoch)
+	}
+	if l.epochs.assign(epoch, baseOffset) && !l.epochs.isDefault(l.logStartOffset.Load()) {
 		if err := l.writeLeaderEpochsLocked(); err != nil {
 			return AppendResult{}, false, l.fail(err)
 		}
@@ -136,7 +141,7 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 		batch := records[at:]
 		h := parseBatchHeader(batch)
 		setBaseOffset(batch, offset)
-		setLeaderEpoch(batch, opts.LeaderEpoch)
+		setLeaderEpoch(batch, epoch)
 		if opts.LogAppendTime {
 			setLogAppendTime(batch, h.Size(), result.LogAppendTime)
 			h.MaxTimestamp = result.LogAppendTime

@@ -79,9 +79,11 @@ func TestLogWithoutEpochsStartsAtEpochZero(t *testing.T) {
 	if err := tl.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// A log written before epochs were kept has no checkpoint.
-	if err := tl.fs.Remove(tl.dir + "/" + leaderEpochFile); err != nil {
-		t.Fatal(err)
+	// A log written before epochs were kept has no checkpoint; nor does
+	// one that only ever had epoch 0 (the file would say what its absence
+	// does).
+	if _, ok := tl.fs.ReadFileForTest(tl.dir + "/" + leaderEpochFile); ok {
+		t.Fatal("a log of epoch 0 only wrote a checkpoint")
 	}
 	tl.reopen(t)
 	if epoch, end := tl.EndOffsetForEpoch(0); epoch != 0 || end != 4 {
@@ -153,5 +155,59 @@ func TestTruncateTo(t *testing.T) {
 	tl.mustAppend(t, simpleBatch(1, 1), AppendOptions{LeaderEpoch: 6})
 	if h := readAll(t, tl.Log); len(h) != 1 || h[0].BaseOffset != 0 {
 		t.Fatalf("after emptying: %+v", h)
+	}
+}
+
+// TestTruncateToTheLogStart: a cut at or into the batch that holds the log
+// start (DeleteRecords moved it inside a batch) empties the log and starts
+// it again at its start, never with its end below its start.
+func TestTruncateToTheLogStart(t *testing.T) {
+	tl := openTestLog(t, smallConfig())
+	tl.mustAppend(t, simpleBatch(10, 1), AppendOptions{LeaderEpoch: 1}) // 0-9
+	tl.mustAppend(t, simpleBatch(10, 1), AppendOptions{LeaderEpoch: 1}) // 10-19
+	if _, err := tl.DeleteRecords(5); err != nil {
+		t.Fatal(err)
+	}
+	end, err := tl.TruncateTo(8)
+	if err != nil || end != 5 || tl.LogEndOffset() != 5 || tl.LogStartOffset() != 5 {
+		t.Fatalf("truncate into the start's batch: end %d (%v), log %d..%d; want 5..5", end, err, tl.LogStartOffset(), tl.LogEndOffset())
+	}
+	if epoch, _ := tl.EndOffsetForEpoch(1); epoch != UndefinedEpoch {
+		t.Fatalf("epochs kept after emptying: %d", epoch)
+	}
+	r := tl.mustAppend(t, simpleBatch(2, 1), AppendOptions{LeaderEpoch: 2, Durable: true})
+	if r.BaseOffset != 5 {
+		t.Fatalf("next append at %d, want 5", r.BaseOffset)
+	}
+	tl.fs = tl.fs.Restart(rand.New(rand.NewPCG(2, 2)))
+	tl.reopen(t)
+	if tl.LogStartOffset() != 5 || tl.LogEndOffset() != 7 {
+		t.Fatalf("after a crash: %d..%d, want 5..7", tl.LogStartOffset(), tl.LogEndOffset())
+	}
+	if epoch, end := tl.EndOffsetForEpoch(2); epoch != 2 || end != 7 {
+		t.Fatalf("after a crash: epoch 2 (%d, %d)", epoch, end)
+	}
+}
+
+// TestEpochsBelowTheStartAreDroppedAtOpen: both cuts apply at open.
+func TestEpochsBelowTheStartAreDroppedAtOpen(t *testing.T) {
+	tl := openTestLog(t, smallConfig())
+	tl.mustAppend(t, simpleBatch(5, 1), AppendOptions{LeaderEpoch: 1}) // 0-4
+	tl.mustAppend(t, simpleBatch(5, 1), AppendOptions{LeaderEpoch: 2}) // 5-9
+	if err := tl.AssignLeaderEpoch(4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.DeleteRecords(7); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tl.reopen(t)
+	if epoch, end := tl.EndOffsetForEpoch(1); epoch != 1 || end != 7 {
+		t.Fatalf("epoch 1, all below the start: (%d, %d), want (1, 7): older than every epoch kept", epoch, end)
+	}
+	if epoch, end := tl.EndOffsetForEpoch(4); epoch != 4 || end != 10 {
+		t.Fatalf("the empty epoch 4: (%d, %d)", epoch, end)
 	}
 }

@@ -25,8 +25,13 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if offset >= l.logEndOffset.Load() {
 		return l.logEndOffset.Load(), nil
 	}
-	offset = max(offset, l.logStartOffset.Load())
-	newEnd, err := l.truncateSegmentsLocked(offset)
+	var newEnd int64
+	var err error
+	if offset <= l.logStartOffset.Load() {
+		newEnd, err = l.truncateFullyLocked()
+	} else {
+		newEnd, err = l.truncateSegmentsLocked(offset)
+	}
 	if err != nil {
 		return 0, l.fail(err)
 	}
@@ -59,11 +64,16 @@ func (l *Log) truncateSegmentsLocked(offset int64) (int64, error) {
 	if found {
 		cutAt, newEnd = position, h.BaseOffset
 	}
+	if newEnd <= l.logStartOffset.Load() {
+		// The batch holding the log start goes: nothing readable is left.
+		return l.truncateFullyLocked()
+	}
 	l.segmentsMu.Lock()
 	l.segments = segments[:i+1]
 	l.segmentsMu.Unlock()
-	for _, doomed := range segments[i+1:] {
-		if err := doomed.remove(); err != nil {
+	// Newest first: a crash midway leaves a shorter log, never a gap.
+	for j := len(segments) - 1; j > i; j-- {
+		if err := segments[j].remove(); err != nil {
 			return 0, err
 		}
 	}
@@ -93,6 +103,38 @@ func (l *Log) truncateSegmentsLocked(offset int64) (int64, error) {
 		l.syncedOffset.Store(newEnd)
 	}
 	return newEnd, nil
+}
+
+// truncateFullyLocked empties the log and starts it again at its log
+// start offset (Kafka's truncateFullyAndStartAt): every segment goes, newest
+// first, and the epochs with them.
+func (l *Log) truncateFullyLocked() (int64, error) {
+	start := l.logStartOffset.Load()
+	l.segmentsMu.RLock()
+	segments := append([]*segment(nil), l.segments...)
+	l.segmentsMu.RUnlock()
+	// Removed before the fresh segment exists: a crash midway leaves a
+	// shorter log or none (opened empty at the log start), never a gap.
+	for j := len(segments) - 1; j >= 0; j-- {
+		if err := segments[j].remove(); err != nil {
+			return 0, err
+		}
+	}
+	fresh, err := createSegment(l.fsys, l.dir, start)
+	if err != nil {
+		return 0, err
+	}
+	fresh.created = l.clock.Now()
+	l.segmentsMu.Lock()
+	l.segments = []*segment{fresh}
+	l.segmentsMu.Unlock()
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		return 0, err
+	}
+	l.logEndOffset.Store(start)
+	l.syncedOffset.Store(start)
+	l.epochs = leaderEpochs{}
+	return start, nil
 }
 
 // truncateProducerSnapshotsLocked removes snapshots taken past the new end
