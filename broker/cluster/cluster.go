@@ -32,6 +32,7 @@ import (
 
 	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/controller"
 	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/quorum"
@@ -122,6 +123,8 @@ type Cluster struct {
 
 	producerIDs producerIDBlock
 
+	controllerState controllerState // in a cluster of several only
+
 	groups *group.Coordinator
 	// offsets is the internal __consumer_offsets log behind groups; it is
 	// not a topic clients see.
@@ -129,8 +132,9 @@ type Cluster struct {
 
 	lock *dataDirLock // held from Open to Close
 
-	stop chan struct{}
-	done chan struct{}
+	stop           chan struct{}
+	done           chan struct{}
+	controllerDone chan struct{} // nil for a broker alone
 }
 
 // Open opens the metadata quorum and every partition log in cfg.DataDir,
@@ -146,10 +150,10 @@ func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, er
 // OpenWithController is Open with the controller listener already open
 // (tests pass one on a free port); nil opens cfg.ControllerListen when
 // there are voters.
-func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger, controller net.Listener) (*Cluster, error) {
+func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger, controllerListener net.Listener) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
-		if controller != nil {
-			_ = controller.Close()
+		if controllerListener != nil {
+			_ = controllerListener.Close()
 		}
 		return nil, err
 	}
@@ -158,47 +162,56 @@ func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger,
 	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
-		if controller != nil {
-			_ = controller.Close()
+		if controllerListener != nil {
+			_ = controllerListener.Close()
 		}
 		return nil, err
 	}
-	c, err := openDataDir(cfg, clk, logger, controller)
+	c, err := openDataDir(cfg, clk, logger, controllerListener)
 	if err != nil {
 		lock.release()
 		return nil, err
 	}
 	c.lock = lock
 	go c.maintain()
+	if c.controllerState.controller != nil {
+		c.controllerDone = make(chan struct{})
+		go func() {
+			defer close(c.controllerDone)
+			c.runController()
+		}()
+	}
 	return c, nil
 }
 
 // openDataDir is Open once the directory is locked.
-func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, controller net.Listener) (_ *Cluster, err error) {
+func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, controllerListener net.Listener) (_ *Cluster, err error) {
 	c := &Cluster{cfg: cfg, clock: clk, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := c.removeDeletedDirs(); err != nil {
-		if controller != nil {
-			_ = controller.Close()
+		if controllerListener != nil {
+			_ = controllerListener.Close()
 		}
 		return nil, err
 	}
 	quorumConfig := quorum.Config{NodeID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, metadataDir), OnApply: c.applied, Logger: logger}
 	if cfg.ControllerQuorumVoters != "" {
+		c.controllerState.controller = controller.New(time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond)
+		quorumConfig.OnHeartbeat = c.heartbeatReceived
 		if quorumConfig.Voters, err = quorum.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
 			return nil, err
 		}
-		if controller == nil {
-			if controller, err = net.Listen("tcp", cfg.ControllerListen); err != nil {
+		if controllerListener == nil {
+			if controllerListener, err = net.Listen("tcp", cfg.ControllerListen); err != nil {
 				return nil, fmt.Errorf("cannot listen on controller_listen %s: %w", cfg.ControllerListen, err)
 			}
 		}
-		quorumConfig.Listener = controller
+		quorumConfig.Listener = controllerListener
 	}
 	c.quorum, err = quorum.Open(quorumConfig)
 	if err != nil {
-		if controller != nil {
-			_ = controller.Close()
+		if controllerListener != nil {
+			_ = controllerListener.Close()
 		}
 		return nil, fmt.Errorf("metadata quorum: %w", err)
 	}
@@ -470,6 +483,9 @@ func (c *Cluster) maintain() {
 func (c *Cluster) Close() error {
 	close(c.stop)
 	<-c.done
+	if c.controllerDone != nil {
+		<-c.controllerDone
+	}
 	c.leaveService()
 	// No more metadata is applied to the logs once they start closing.
 	c.mu.Lock()

@@ -38,6 +38,13 @@ type Config struct {
 	// ControllerListen is the host:port this broker's quorum member
 	// listens on; needed with voters.
 	ControllerListen string `yaml:"controller_listen"`
+	// BrokerHeartbeatIntervalMs is how often a broker of a cluster tells
+	// the controller it is alive (broker.heartbeat.interval.ms).
+	BrokerHeartbeatIntervalMs int64 `yaml:"broker_heartbeat_interval_ms"`
+	// BrokerSessionTimeoutMs: a broker not heard from for this long is
+	// fenced, and its partitions get other leaders
+	// (broker.session.timeout.ms).
+	BrokerSessionTimeoutMs int64 `yaml:"broker_session_timeout_ms"`
 	// DataDir holds the partition logs and the broker's metadata.
 	DataDir string `yaml:"data_dir"`
 	// ClusterID is reported to clients; empty means one is generated at the
@@ -113,6 +120,9 @@ func Default() Config {
 		AutoCreateTopics:  true,
 		DefaultPartitions: 3,
 		MaxRequestBytes:   100 << 20,
+
+		BrokerHeartbeatIntervalMs: 2000,
+		BrokerSessionTimeoutMs:    9000,
 
 		QueuedMaxRequestBytes: 256 << 20,
 		MaxConnections:        4096,
@@ -195,6 +205,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.validateQuorum(); err != nil {
 		return err
+	}
+	if c.BrokerHeartbeatIntervalMs < 1 || c.BrokerHeartbeatIntervalMs > maxDurationMs {
+		return fieldError("broker_heartbeat_interval_ms", c.BrokerHeartbeatIntervalMs, "must be positive (Kafka's default: 2000)")
+	}
+	if c.BrokerSessionTimeoutMs <= c.BrokerHeartbeatIntervalMs || c.BrokerSessionTimeoutMs > maxDurationMs {
+		return fieldError("broker_session_timeout_ms", c.BrokerSessionTimeoutMs, "must be longer than broker_heartbeat_interval_ms (Kafka's default: 9000)")
 	}
 	if c.DefaultPartitions < 1 {
 		return fieldError("default_partitions", c.DefaultPartitions, "must be at least 1")

@@ -28,6 +28,12 @@ import (
 // name), forwardNotLeader, forwardFailed (message: raft's error).
 const forwardMagic = 'F'
 
+// heartbeatMagic opens a broker's heartbeat to the leader:
+//
+//	request   | 'H' | broker id u32 | broker epoch u64 |
+//	answer    | status u8 |          forwardOK, or forwardNotLeader
+const heartbeatMagic = 'H'
+
 const (
 	forwardOK byte = iota
 	forwardRefused
@@ -81,6 +87,72 @@ func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: %s moved on", ErrNotLeader, address)
 	}
 	return 0, fmt.Errorf("metadata leader at %s: %s", address, message)
+}
+
+// serveMember answers a member's message: a forwarded entry or a
+// heartbeat.
+func (q *Quorum) serveMember(conn net.Conn, magic byte) {
+	if magic == heartbeatMagic {
+		q.serveHeartbeat(conn)
+		return
+	}
+	q.serveForward(conn)
+}
+
+// serveHeartbeat passes a broker's heartbeat to the leader's hook.
+func (q *Quorum) serveHeartbeat(conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var body [12]byte
+	if _, err := io.ReadFull(conn, body[:]); err != nil {
+		return
+	}
+	status := forwardOK
+	if !q.IsLeader() {
+		status = forwardNotLeader
+	} else if q.cfg.OnHeartbeat != nil {
+		q.cfg.OnHeartbeat(int32(binary.BigEndian.Uint32(body[:])), int64(binary.BigEndian.Uint64(body[4:])))
+	}
+	_, _ = conn.Write([]byte{status})
+}
+
+// Heartbeat tells the leader this broker (id, registered epoch) is alive:
+// on the leader, its own hook; elsewhere a message over the controller
+// listener.
+func (q *Quorum) Heartbeat(ctx context.Context, brokerID int32, epoch int64) error {
+	if q.IsLeader() {
+		if q.cfg.OnHeartbeat != nil {
+			q.cfg.OnHeartbeat(brokerID, epoch)
+		}
+		return nil
+	}
+	address, _ := q.raft.LeaderWithID()
+	if address == "" {
+		return fmt.Errorf("%w: no leader is known yet", ErrNotLeader)
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", string(address))
+	if err != nil {
+		return fmt.Errorf("heartbeat to the metadata leader at %s: %w", address, err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	message := []byte{heartbeatMagic}
+	message = binary.BigEndian.AppendUint32(message, uint32(brokerID))
+	message = binary.BigEndian.AppendUint64(message, uint64(epoch))
+	if _, err := conn.Write(message); err != nil {
+		return fmt.Errorf("heartbeat to the metadata leader at %s: %w", address, err)
+	}
+	var status [1]byte
+	if _, err := io.ReadFull(conn, status[:]); err != nil {
+		return fmt.Errorf("heartbeat to the metadata leader at %s: %w", address, err)
+	}
+	if status[0] != forwardOK {
+		return fmt.Errorf("%w: %s moved on", ErrNotLeader, address)
+	}
+	return nil
 }
 
 // serveForward applies one forwarded entry on the leader and answers.
@@ -147,13 +219,13 @@ func (q *Quorum) waitApplied(ctx context.Context, index uint64) error {
 type streamLayer struct {
 	listener  net.Listener
 	advertise net.Addr
-	forwarded func(net.Conn)
+	forwarded func(conn net.Conn, magic byte)
 	raftConns chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
 }
 
-func newStreamLayer(listener net.Listener, advertise net.Addr, forwarded func(net.Conn)) *streamLayer {
+func newStreamLayer(listener net.Listener, advertise net.Addr, forwarded func(net.Conn, byte)) *streamLayer {
 	s := &streamLayer{listener: listener, advertise: advertise, forwarded: forwarded, raftConns: make(chan net.Conn), closed: make(chan struct{})}
 	go s.acceptLoop()
 	return s
@@ -178,8 +250,8 @@ func (s *streamLayer) sort(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	if first[0] == forwardMagic {
-		s.forwarded(conn)
+	if first[0] == forwardMagic || first[0] == heartbeatMagic {
+		s.forwarded(conn, first[0])
 		return
 	}
 	select {

@@ -86,7 +86,9 @@ type Config struct {
 	// it, in log order, on one goroutine; records is nil after a snapshot
 	// was restored. It must not call Propose.
 	OnApply func(image *metadata.Image, records []metadata.Record)
-	Logger  *slog.Logger
+	// OnHeartbeat is called on the leader with each broker's heartbeat.
+	OnHeartbeat func(brokerID int32, epoch int64)
+	Logger      *slog.Logger
 }
 
 // Quorum is this node's member of the metadata quorum.
@@ -159,7 +161,7 @@ func (q *Quorum) start(voters []Voter, alone bool) error {
 		if err != nil {
 			return fmt.Errorf("controller address %s: %w", self.Addr, err)
 		}
-		q.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(cfg.Listener, advertise, q.serveForward), 3, 2*time.Second, logger)
+		q.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(cfg.Listener, advertise, q.serveMember), 3, 2*time.Second, logger)
 	}
 	snapshots, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, logger)
 	if err != nil {
@@ -241,8 +243,16 @@ func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*meta
 	}
 	if !q.IsLeader() {
 		// Forwarded, then answered once this member has applied it, so
-		// the caller reads its own change.
+		// the caller reads its own change. While no leader is known (an
+		// election), it waits for one.
 		index, err := q.forward(ctx, data)
+		for errors.Is(err, ErrNotLeader) && ctx.Err() == nil && !q.IsLeader() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+			index, err = q.forward(ctx, data)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -31,7 +31,9 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	cl := c.server.cluster
 	cfg := cl.Config()
 
+	inService := map[int32]bool{}
 	for _, b := range cl.Brokers() {
+		inService[b.NodeID] = true
 		broker := kmsg.NewMetadataResponseBroker()
 		broker.NodeID, broker.Host, broker.Port = b.NodeID, b.Host, b.Port
 		resp.Brokers = append(resp.Brokers, broker)
@@ -43,7 +45,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	// v0 has no null list: an empty list there means all topics.
 	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
 		for _, t := range cl.Topics() {
-			resp.Topics = append(resp.Topics, metadataTopic(t))
+			resp.Topics = append(resp.Topics, metadataTopic(t, inService))
 		}
 		return resp, nil
 	}
@@ -51,7 +53,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	for _, requested := range r.Topics {
 		if requested.Topic == nil { // v12: by id
 			if t, ok := cl.TopicByID(requested.TopicID); ok {
-				resp.Topics = append(resp.Topics, metadataTopic(t))
+				resp.Topics = append(resp.Topics, metadataTopic(t, inService))
 				continue
 			}
 			missing := kmsg.NewMetadataResponseTopic()
@@ -75,7 +77,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			resp.Topics = append(resp.Topics, missing)
 			continue
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(t))
+		resp.Topics = append(resp.Topics, metadataTopic(t, inService))
 	}
 	return resp, nil
 }
@@ -92,7 +94,7 @@ func createIfMissing(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 	return t, err
 }
 
-func metadataTopic(t *cluster.Topic) kmsg.MetadataResponseTopic {
+func metadataTopic(t *cluster.Topic, inService map[int32]bool) kmsg.MetadataResponseTopic {
 	topic := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	topic.Topic = &name
@@ -106,6 +108,15 @@ func metadataTopic(t *cluster.Topic) kmsg.MetadataResponseTopic {
 		partition.Replicas = state.Replicas
 		partition.ISR = state.ISR
 		partition.OfflineReplicas = []int32{}
+		for _, r := range state.Replicas {
+			if !inService[r] {
+				partition.OfflineReplicas = append(partition.OfflineReplicas, r)
+			}
+		}
+		if state.Leader == -1 {
+			// every replica in sync is down: clients wait and ask again
+			partition.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		topic.Partitions = append(topic.Partitions, partition)
 	}
 	return topic

@@ -1,0 +1,87 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/kqstack/kqstack/broker/controller"
+)
+
+// controllerState is this broker's part in a cluster of several: its
+// heartbeats to the quorum leader and, while it leads, the controller that
+// fences silent brokers and elects leaders. mu guards controller: the
+// quorum's heartbeat hook and the loop below both use it.
+type controllerState struct {
+	mu         sync.Mutex
+	controller *controller.Controller
+}
+
+// heartbeatReceived is the quorum's OnHeartbeat hook (on the leader).
+func (c *Cluster) heartbeatReceived(brokerID int32, epoch int64) {
+	s := &c.controllerState
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.controller != nil {
+		s.controller.Heartbeat(brokerID, epoch, c.clock.Now())
+	}
+}
+
+// runController heartbeats every broker_heartbeat_interval_ms and, on the
+// quorum leader, proposes what the controller decides. Only in a cluster:
+// a broker alone is always in service.
+func (c *Cluster) runController() {
+	interval := time.Duration(c.cfg.BrokerHeartbeatIntervalMs) * time.Millisecond
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-ticker.C:
+		}
+		c.controllerTick(interval)
+	}
+}
+
+func (c *Cluster) controllerTick(interval time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), interval)
+	defer cancel()
+	now := c.clock.Now()
+	s := &c.controllerState
+	s.mu.Lock()
+	switch leading := c.quorum.IsLeader(); {
+	case leading && !s.controller.Leading():
+		s.controller.Lead(now)
+		c.logger.Info("this broker is the controller now")
+	case !leading && s.controller.Leading():
+		s.controller.Resign()
+	}
+	s.mu.Unlock()
+
+	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok {
+		if err := c.quorum.Heartbeat(ctx, c.cfg.NodeID, b.Epoch); err != nil {
+			c.logger.Debug("heartbeat to the controller", "err", err)
+		}
+	}
+	s.mu.Lock()
+	records := s.controller.Tick(c.quorum.Image(), c.clock.Now())
+	s.mu.Unlock()
+	if len(records) == 0 {
+		return
+	}
+	if _, err := c.quorum.Propose(ctx, records...); err != nil {
+		c.logger.Warn("the controller's changes were not committed; retrying at the next tick", "err", err)
+		return
+	}
+	for _, r := range records {
+		switch {
+		case r.FenceBroker != nil:
+			c.logger.Warn("fenced a broker: no heartbeat for broker_session_timeout_ms", "broker", r.FenceBroker.BrokerID, "broker_session_timeout_ms", c.cfg.BrokerSessionTimeoutMs)
+		case r.UnfenceBroker != nil:
+			c.logger.Info("a broker is back in service", "broker", r.UnfenceBroker.BrokerID)
+		case r.PartitionChange != nil && r.PartitionChange.Leader != nil:
+			c.logger.Info("elected a partition leader", "topic_id", r.PartitionChange.TopicID.String(), "partition", r.PartitionChange.Partition, "leader", *r.PartitionChange.Leader)
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// freeAddrs returns n loopback addresses nothing listens on (a port is
+// taken, read and given back; another process could take it meanwhile,
+// which only fails this test).
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	var listeners []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners = append(listeners, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range listeners {
+		ln.Close()
+	}
+	return addrs
+}
+
+// TestKilledBrokerIsFencedAndComesBack: three kqbroker processes are one
+// metadata quorum. Broker 3 is killed with SIGKILL: it cannot say it is
+// leaving, so the controller fences it once its heartbeats stop for the
+// session timeout; Metadata stops listing it and its one-replica partition
+// has no leader (LEADER_NOT_AVAILABLE) while the other brokers go on
+// serving theirs. Restarted on its data directory, it registers again,
+// leads its partition again, and the records acknowledged before the kill
+// are there.
+func TestKilledBrokerIsFencedAndComesBack(t *testing.T) {
+	bin := buildBroker(t)
+	addrs := freeAddrs(t, 6) // client and controller ports of 3 brokers
+	var voters []string
+	for i := range 3 {
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addrs[3+i]))
+	}
+	configs := make([]string, 3)
+	dirs := make([]string, 3)
+	for i := range 3 {
+		dirs[i] = t.TempDir()
+		configs[i] = filepath.Join(t.TempDir(), "kqbroker.yaml")
+		text := fmt.Sprintf("node_id: %d\nlisten: %s\ncontroller_listen: %s\ncontroller_quorum_voters: %s\ndata_dir: %s\nadmin_listen: \"\"\nbroker_heartbeat_interval_ms: 200\nbroker_session_timeout_ms: 1500\ngroup_initial_rebalance_delay_ms: 0\n",
+			i+1, addrs[i], addrs[3+i], strings.Join(voters, ","), dirs[i])
+		if err := os.WriteFile(configs[i], []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokers := make([]*brokerProcess, 3)
+	started := make(chan int, 3)
+	for i := range 3 {
+		go func() { brokers[i] = startProcess(t, bin, "-config", configs[i]); started <- i }()
+	}
+	for range 3 {
+		<-started
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client, err := kgo.NewClient(kgo.SeedBrokers(addrs[:3]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	admin := kadm.NewClient(client)
+	if _, err := admin.CreateTopic(ctx, 3, 1, nil, "spread"); err != nil {
+		t.Fatal(err)
+	}
+	// Every broker answers Metadata once it has applied the new topic.
+	leaders := partitionLeaders(t, ctx, admin, "spread")
+	for len(leaders) < 3 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		leaders = partitionLeaders(t, ctx, admin, "spread")
+	}
+	producer, err := kgo.NewClient(kgo.SeedBrokers(addrs[:3]...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	for p := range int32(3) {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "spread", Partition: p, Value: []byte(fmt.Sprint("before-", p))}).FirstErr(); err != nil {
+			t.Fatalf("partition %d: %v", p, err)
+		}
+	}
+	var onThree int32 = -1
+	for p, leader := range leaders {
+		if leader == 3 {
+			onThree = p
+		}
+	}
+	if onThree < 0 {
+		t.Fatalf("no partition on broker 3: leaders %v", leaders)
+	}
+
+	killed := time.Now()
+	brokers[2].kill()
+	survivors := kadm.NewClient(mustClient(t, addrs[:2]...))
+	for {
+		meta, err := survivors.Metadata(ctx, "spread")
+		if err == nil && len(meta.Brokers) == 2 {
+			p := meta.Topics["spread"].Partitions[onThree]
+			if p.Leader == -1 {
+				t.Logf("broker 3 fenced %v after the kill; its partition %d has no leader (%v)", time.Since(killed).Round(10*time.Millisecond), onThree, p.Err)
+				break
+			}
+		}
+		if ctx.Err() != nil || time.Since(killed) > 30*time.Second {
+			t.Fatalf("broker 3 still in service 30 s after kill -9: %v %v", err, meta.Brokers)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The others still serve their partitions.
+	for p, leader := range leaders {
+		if leader == 3 {
+			continue
+		}
+		if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "spread", Partition: p, Value: []byte("while-3-is-down")}).FirstErr(); err != nil {
+			t.Fatalf("partition %d (broker %d) with broker 3 down: %v", p, leader, err)
+		}
+	}
+
+	brokers[2] = startProcess(t, bin, "-config", configs[2])
+	for {
+		if leaders := partitionLeaders(t, ctx, survivors, "spread"); leaders[onThree] == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("broker 3 never led its partition again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	consumer := mustClient(t, addrs[:3]...)
+	consumer.AddConsumePartitions(map[string]map[int32]kgo.Offset{"spread": {onThree: kgo.NewOffset().AtStart()}})
+	fetches := consumer.PollFetches(ctx)
+	if records := fetches.Records(); len(records) == 0 || string(records[0].Value) != fmt.Sprint("before-", onThree) {
+		t.Fatalf("partition %d after the restart: %v %v", onThree, fetches.Errors(), records)
+	}
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "spread", Partition: onThree, Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("producing to broker 3's partition after its restart: %v", err)
+	}
+	for _, b := range brokers {
+		b.stop(t)
+	}
+}
+
+func mustClient(t *testing.T, seeds ...string) *kgo.Client {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	return client
+}
+
+// partitionLeaders maps a topic's partitions to their leaders.
+func partitionLeaders(t *testing.T, ctx context.Context, admin *kadm.Client, topic string) map[int32]int32 {
+	t.Helper()
+	meta, err := admin.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[int32]int32{}
+	for _, p := range meta.Topics[topic].Partitions {
+		leaders[p.Partition] = p.Leader
+	}
+	return leaders
+}

@@ -1,0 +1,133 @@
+// Package controller is the metadata quorum leader's decision maker: from
+// the image and the brokers' heartbeats it decides which brokers are in
+// service and who leads each partition, and returns the metadata records
+// that say so. It does no I/O and reads no clock: Tick is given the time,
+// so tests drive it step by step.
+//
+// The rules, as Kafka's controller applies them:
+//   - A broker is fenced when no heartbeat came from it for the session
+//     timeout. It leaves the ISR of every partition (unless it is the last
+//     member: the ISR never empties, so the last replica known to be in
+//     sync stays known), and each partition it led gets a new leader from
+//     the rest of its ISR, with leader epoch + 1; with none left, the
+//     partition has no leader (-1) until one comes back. Unclean election
+//     (a replica outside the ISR) is never done here.
+//   - A fenced broker that heartbeats again, with its registered epoch, is
+//     unfenced; partitions without a leader whose ISR holds it get it back.
+//   - A new controller first treats every broker as heard from at the
+//     moment it took over, so no broker is fenced for the silence of an
+//     election.
+package controller
+
+import (
+	"slices"
+	"time"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+)
+
+// Controller holds what the leader knows that the log does not: when each
+// broker was last heard from. Owned by one goroutine (the cluster's
+// maintenance loop and the heartbeat handler take turns through Cluster's
+// own lock), so it takes no lock itself.
+type Controller struct {
+	sessionTimeout time.Duration
+	lastHeard      map[int32]heard
+	since          time.Time // when this node became controller; zero: it is not
+}
+
+type heard struct {
+	epoch int64
+	at    time.Time
+}
+
+// New returns a controller that fences brokers silent for sessionTimeout.
+func New(sessionTimeout time.Duration) *Controller {
+	return &Controller{sessionTimeout: sessionTimeout, lastHeard: map[int32]heard{}}
+}
+
+// Lead tells the controller this node became the quorum leader at now:
+// every broker's session starts again.
+func (c *Controller) Lead(now time.Time) {
+	c.since = now
+	c.lastHeard = map[int32]heard{}
+}
+
+// Resign tells it this node no longer leads.
+func (c *Controller) Resign() { c.since = time.Time{} }
+
+// Leading reports whether Lead was called since the last Resign.
+func (c *Controller) Leading() bool { return !c.since.IsZero() }
+
+// Heartbeat records a broker's heartbeat.
+func (c *Controller) Heartbeat(brokerID int32, epoch int64, now time.Time) {
+	c.lastHeard[brokerID] = heard{epoch: epoch, at: now}
+}
+
+// Tick returns the records that bring the image in line with what the
+// controller has heard by now; nil when nothing is to change.
+func (c *Controller) Tick(image *metadata.Image, now time.Time) []metadata.Record {
+	if !c.Leading() {
+		return nil
+	}
+	var records []metadata.Record
+	inService := map[int32]bool{}
+	for _, b := range image.Brokers() {
+		last, ok := c.lastHeard[b.ID]
+		alive := ok && last.epoch == b.Epoch && now.Sub(last.at) < c.sessionTimeout
+		if !ok && now.Sub(c.since) < c.sessionTimeout {
+			alive = !b.Fenced // not heard yet: as the log says, until the grace ends
+		}
+		switch {
+		case alive && b.Fenced && ok:
+			records = append(records, metadata.Record{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}})
+		case !alive && !b.Fenced:
+			records = append(records, metadata.Record{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}})
+		}
+		inService[b.ID] = alive
+	}
+	for _, t := range image.Topics() {
+		for i, p := range t.Partitions {
+			if change, ok := elect(p, inService); ok {
+				change.TopicID, change.Partition = t.ID, int32(i)
+				records = append(records, metadata.Record{PartitionChange: &change})
+			}
+		}
+	}
+	return records
+}
+
+// elect decides a partition's ISR and leader given the brokers in service.
+func elect(p metadata.Partition, inService map[int32]bool) (metadata.PartitionChangeRecord, bool) {
+	var isr []int32
+	for _, r := range p.ISR {
+		if inService[r] {
+			isr = append(isr, r)
+		}
+	}
+	if len(isr) == 0 && len(p.ISR) > 0 {
+		isr = []int32{p.ISR[len(p.ISR)-1]} // the last one known in sync stays
+		if slices.Contains(p.ISR, p.Leader) {
+			isr = []int32{p.Leader}
+		}
+	}
+	leader := p.Leader
+	if leader == -1 || !inService[leader] {
+		leader = -1
+		for _, r := range p.Replicas { // the preferred order
+			if slices.Contains(isr, r) && inService[r] {
+				leader = r
+				break
+			}
+		}
+	}
+	var change metadata.PartitionChangeRecord
+	changed := false
+	if !slices.Equal(isr, p.ISR) {
+		change.ISR, changed = isr, true
+	}
+	if leader != p.Leader {
+		change.Leader, changed = &leader, true
+	}
+	return change, changed
+}

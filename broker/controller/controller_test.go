@@ -1,0 +1,139 @@
+package controller
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// cluster3 is brokers 1-3 in service and a topic of 3 partitions, RF 3,
+// led by 1, 2 and 3, and one of RF 1 on broker 3.
+func cluster3(t *testing.T) *metadata.Image {
+	t.Helper()
+	id := metadata.TopicID{15: 1}
+	single := metadata.TopicID{15: 2}
+	var records []metadata.Record
+	for b := int32(1); b <= 3; b++ {
+		records = append(records,
+			metadata.Record{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: b, Epoch: 10}},
+			metadata.Record{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: b, Epoch: 10}})
+	}
+	records = append(records, metadata.Record{Topic: &metadata.TopicRecord{Name: "orders", ID: id}})
+	for i, replicas := range [][]int32{{1, 2, 3}, {2, 3, 1}, {3, 1, 2}} {
+		records = append(records, metadata.Record{Partition: &metadata.PartitionRecord{TopicID: id, Partition: int32(i), Replicas: replicas, ISR: replicas, Leader: replicas[0]}})
+	}
+	records = append(records, metadata.Record{Topic: &metadata.TopicRecord{Name: "single", ID: single}},
+		metadata.Record{Partition: &metadata.PartitionRecord{TopicID: single, Partition: 0, Replicas: []int32{3}, ISR: []int32{3}, Leader: 3}})
+	image, err := metadata.Empty().Apply(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return image
+}
+
+func apply(t *testing.T, image *metadata.Image, records []metadata.Record) *metadata.Image {
+	t.Helper()
+	next, err := image.Apply(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+func partition(image *metadata.Image, topic string, i int) metadata.Partition {
+	t, _ := image.Topic(topic)
+	return t.Partitions[i]
+}
+
+func TestFencingAndElection(t *testing.T) {
+	image := cluster3(t)
+	c := New(9 * time.Second)
+	if c.Tick(image, t0) != nil {
+		t.Fatal("a controller that does not lead decided something")
+	}
+	c.Lead(t0)
+	// Inside the grace after an election nothing changes, heard or not.
+	if records := c.Tick(image, t0.Add(5*time.Second)); records != nil {
+		t.Fatalf("during the grace: %+v", records)
+	}
+	beat := func(at time.Duration, brokers ...int32) {
+		for _, b := range brokers {
+			c.Heartbeat(b, 10, t0.Add(at))
+		}
+	}
+	beat(6*time.Second, 1, 2, 3)
+	beat(12*time.Second, 1, 2) // broker 3 goes silent after 6 s
+	if records := c.Tick(image, t0.Add(14*time.Second)); records != nil {
+		t.Fatalf("broker 3 silent for 8 s of 9: %+v", records)
+	}
+	image = apply(t, image, c.Tick(image, t0.Add(15500*time.Millisecond)))
+	if b, _ := image.Broker(3); !b.Fenced {
+		t.Fatal("broker 3, silent for 9.5 s, is not fenced")
+	}
+	// Partition 2 was led by 3: the next in its preferred order that is
+	// in sync takes over, epoch + 1; 3 leaves every ISR.
+	if p := partition(image, "orders", 2); p.Leader != 1 || p.LeaderEpoch != 1 || !slices.Equal(p.ISR, []int32{1, 2}) {
+		t.Fatalf("partition 2 after broker 3 was fenced: %+v", p)
+	}
+	if p := partition(image, "orders", 0); p.Leader != 1 || p.LeaderEpoch != 0 || !slices.Equal(p.ISR, []int32{1, 2}) {
+		t.Fatalf("partition 0 (led by 1): %+v, want the same leader and epoch, ISR without 3", p)
+	}
+	// One replica only: no leader, but the ISR keeps its last member.
+	if p := partition(image, "single", 0); p.Leader != -1 || !slices.Equal(p.ISR, []int32{3}) {
+		t.Fatalf("the RF 1 partition of broker 3: %+v, want leader -1 and ISR [3]", p)
+	}
+	if records := c.Tick(image, t0.Add(16*time.Second)); records != nil {
+		t.Fatalf("nothing more to change: %+v", records)
+	}
+
+	// Broker 3 comes back with its epoch: unfenced, and the partition with
+	// no leader gets it back. (It rejoins the other ISRs by catching up,
+	// which the leaders report, not by heartbeats.)
+	beat(17*time.Second, 1, 2, 3)
+	image = apply(t, image, c.Tick(image, t0.Add(17*time.Second)))
+	if b, _ := image.Broker(3); b.Fenced {
+		t.Fatal("broker 3 heartbeats again and stays fenced")
+	}
+	if p := partition(image, "single", 0); p.Leader != 3 || p.LeaderEpoch != 2 {
+		t.Fatalf("the RF 1 partition: %+v, want broker 3 leading at epoch 2", p)
+	}
+	if p := partition(image, "orders", 2); p.Leader != 1 || !slices.Equal(p.ISR, []int32{1, 2}) {
+		t.Fatalf("partition 2: %+v, want unchanged until broker 3 catches up", p)
+	}
+
+	// A heartbeat of an old epoch (a zombie of a broker that re-registered
+	// since) does not keep the new one alive.
+	image = apply(t, image, []metadata.Record{{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: 2, Epoch: 11}},
+		{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: 2, Epoch: 11}}})
+	beat(20*time.Second, 1, 3)
+	c.Heartbeat(2, 10, t0.Add(20*time.Second))
+	image = apply(t, image, c.Tick(image, t0.Add(30*time.Second)))
+	if b, _ := image.Broker(2); !b.Fenced {
+		t.Fatal("broker 2's new epoch was kept alive by heartbeats of its old one")
+	}
+}
+
+func TestNewControllerGivesEveryBrokerItsSession(t *testing.T) {
+	image := cluster3(t)
+	c := New(9 * time.Second)
+	c.Lead(t0)
+	c.Heartbeat(1, 10, t0)
+	c.Resign()
+	if c.Leading() || c.Tick(image, t0.Add(time.Hour)) != nil {
+		t.Fatal("a resigned controller decides")
+	}
+	// Leading again an hour later: nobody is fenced for what happened
+	// before, until a whole session passes without a heartbeat.
+	c.Lead(t0.Add(time.Hour))
+	if records := c.Tick(image, t0.Add(time.Hour+8*time.Second)); records != nil {
+		t.Fatalf("within the new session: %+v", records)
+	}
+	records := c.Tick(image, t0.Add(time.Hour+10*time.Second))
+	if len(records) < 3 {
+		t.Fatalf("after a silent session every broker is fenced: %+v", records)
+	}
+}
