@@ -80,6 +80,8 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 			c.logger.Warn("fenced a broker: no heartbeat for broker_session_timeout_ms", "broker", r.FenceBroker.BrokerID, "broker_session_timeout_ms", c.cfg.BrokerSessionTimeoutMs)
 		case r.UnfenceBroker != nil:
 			c.logger.Info("a broker is back in service", "broker", r.UnfenceBroker.BrokerID)
+		case r.PartitionChange != nil && r.PartitionChange.Leader != nil && *r.PartitionChange.Leader == -1:
+			c.logger.Warn("a partition has no leader: no replica in sync is in service", "topic_id", r.PartitionChange.TopicID.String(), "partition", r.PartitionChange.Partition)
 		case r.PartitionChange != nil && r.PartitionChange.Leader != nil:
 			c.logger.Info("elected a partition leader", "topic_id", r.PartitionChange.TopicID.String(), "partition", r.PartitionChange.Partition, "leader", *r.PartitionChange.Leader)
 		}

@@ -198,11 +198,11 @@ func (c *Client) Positions(ctx context.Context, topic string, to ResetTarget) ([
 	}
 	starts, err := c.admin.ListStartOffsets(ctx, topic)
 	if err != nil {
-		return nil, c.explain(err)
+		return nil, c.explainPartitions(topic, starts, err)
 	}
 	ends, err := c.admin.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return nil, c.explain(err)
+		return nil, c.explainPartitions(topic, ends, err)
 	}
 	var atTime kadm.ListedOffsets
 	if !to.Time.IsZero() {

@@ -57,6 +57,24 @@ func (c *Client) explain(err error) error {
 	return err
 }
 
+// explainPartitions names the partitions whose offsets could not be
+// listed and why (a partition without a leader: its broker is down).
+func (c *Client) explainPartitions(topic string, listed kadm.ListedOffsets, err error) error {
+	var failed []string
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			failed = append(failed, fmt.Sprintf("partition %d: %v", o.Partition, o.Err))
+		}
+	})
+	if len(failed) == 0 && errors.Is(err, kerr.LeaderNotAvailable) {
+		failed = append(failed, "a partition has no leader")
+	}
+	if len(failed) == 0 {
+		return c.explain(err)
+	}
+	return fmt.Errorf("topic %s: %s; a partition without a leader is served again once its broker is back (kqctl topic describe %s shows the leaders)", topic, strings.Join(failed, "; "), topic)
+}
+
 // UnknownTopicError says how to create the missing topic.
 type UnknownTopicError struct {
 	Topic string

@@ -92,10 +92,12 @@ func (c *Client) offsetsAndSizes(ctx context.Context, topics ...string) (starts,
 			dst[o.Topic][o.Partition] = o.Offset
 		})
 	}
-	if listed, err := c.admin.ListStartOffsets(ctx, topics...); err == nil {
+	// A partition without a leader (its broker down) fails alone: the
+	// others are still shown.
+	if listed, _ := c.admin.ListStartOffsets(ctx, topics...); listed != nil {
 		fill(starts, listed)
 	}
-	if listed, err := c.admin.ListEndOffsets(ctx, topics...); err == nil {
+	if listed, _ := c.admin.ListEndOffsets(ctx, topics...); listed != nil {
 		fill(ends, listed)
 	}
 	// A topic without partitions in the request asks for none of them, so
