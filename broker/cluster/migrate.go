@@ -61,13 +61,37 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok {
 		epoch = b.Epoch + 1
 	}
-	_, err := c.quorum.Propose(ctx,
-		metadata.Record{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch, Advertise: c.cfg.AdvertisedAddress()}},
-		metadata.Record{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch}})
-	if err != nil {
+	// Registered fenced: in a cluster, the controller puts the broker in
+	// service at its first heartbeat (Kafka's way); alone, it does so
+	// itself.
+	records := []metadata.Record{{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch, Advertise: c.cfg.AdvertisedAddress()}}}
+	if c.controllerState.controller == nil {
+		records = append(records, metadata.Record{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch}})
+	}
+	if _, err := c.quorum.Propose(ctx, records...); err != nil {
 		return fmt.Errorf("registering broker %d: %w", c.cfg.NodeID, err)
 	}
-	return nil
+	if c.controllerState.controller == nil {
+		return nil
+	}
+	return c.waitInService(ctx)
+}
+
+// waitInService heartbeats until the controller has put this broker in
+// service.
+func (c *Cluster) waitInService(ctx context.Context) error {
+	interval := time.Duration(c.cfg.BrokerHeartbeatIntervalMs) * time.Millisecond
+	for {
+		c.controllerTick(interval)
+		if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok && !b.Fenced {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker %d was not put in service by the controller: %w", c.cfg.NodeID, ctx.Err())
+		case <-time.After(min(interval, 100*time.Millisecond)):
+		}
+	}
 }
 
 // proposeFirst writes the first records; when voters start together, one

@@ -107,13 +107,13 @@ func (c *Cluster) followEpochs(local *Topic, t *metadata.Topic) error {
 		if old := p.state.Load(); old != nil && old.PartitionEpoch == state.PartitionEpoch && old.LeaderEpoch == state.LeaderEpoch {
 			continue
 		}
+		if p.Log != nil && state.Leader == c.cfg.NodeID {
+			if err := p.Log.AssignLeaderEpoch(state.LeaderEpoch); err != nil {
+				errs = append(errs, fmt.Errorf("topic %q partition %d: recording leader epoch %d: %w", t.Name, i, state.LeaderEpoch, err))
+				continue // tried again at the next change
+			}
+		}
 		p.state.Store(&state)
-		if p.Log == nil || state.Leader != c.cfg.NodeID {
-			continue
-		}
-		if err := p.Log.AssignLeaderEpoch(state.LeaderEpoch); err != nil {
-			errs = append(errs, fmt.Errorf("topic %q partition %d: recording leader epoch %d: %w", t.Name, i, state.LeaderEpoch, err))
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -124,6 +124,14 @@ func (c *Cluster) followEpochs(local *Topic, t *metadata.Topic) error {
 func (c *Cluster) removeLocalLocked(t *Topic) {
 	delete(c.topics, t.Name)
 	delete(c.byID, t.ID)
+	// As Kafka does: committed offsets of a deleted topic go with it, so a
+	// topic created again under the name does not inherit them. Every
+	// broker does it: the coordinator may be any of them.
+	if c.groups != nil {
+		if err := c.groups.TopicDeleted(t.Name); err != nil {
+			c.logger.Error("removing the deleted topic's committed offsets", "topic", t.Name, "err", err)
+		}
+	}
 	for _, p := range t.Partitions {
 		if p.Log == nil {
 			continue

@@ -107,11 +107,6 @@ func (c *Cluster) DeleteTopic(name string) error {
 	if _, err := c.propose(metadata.Record{RemoveTopic: &metadata.RemoveTopicRecord{TopicID: t.ID}}); err != nil {
 		return err
 	}
-	// As Kafka does: committed offsets of a deleted topic go with it, so a
-	// topic created again under the name does not inherit them.
-	if err := c.groups.TopicDeleted(name); err != nil {
-		c.logger.Error("removing the deleted topic's committed offsets", "topic", name, "err", err)
-	}
 	c.logger.Info("deleted topic", "topic", name)
 	return nil
 }

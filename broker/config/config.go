@@ -286,6 +286,16 @@ func (c Config) validateQuorum() error {
 	if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
 		return fieldError("controller_listen", c.ControllerListen, "must be host:port, the address this broker has in controller_quorum_voters")
 	}
+	// Other brokers' clients are sent here: the address must name this
+	// host and a port.
+	host, port, err := net.SplitHostPort(c.AdvertisedAddress())
+	if ip := net.ParseIP(host); err != nil || host == "" || port == "0" || (ip != nil && ip.IsUnspecified()) {
+		field, value := "listen", c.Listen
+		if c.Advertise != "" {
+			field, value = "advertise", c.Advertise
+		}
+		return fieldError(field, value, "in a cluster the advertised address must name this host and a fixed port (set advertise: host:port), since clients of every broker are sent to it")
+	}
 	return nil
 }
 

@@ -33,7 +33,12 @@ import (
 type Controller struct {
 	sessionTimeout time.Duration
 	lastHeard      map[int32]heard
-	since          time.Time // when this node became controller; zero: it is not
+	// fencedSeen is when this controller first saw each broker fenced (at
+	// that epoch): only a heartbeat after it puts the broker back, so a
+	// broker that fenced itself to stop, or registered fenced, stays out
+	// until it says it is alive.
+	fencedSeen map[int32]heard
+	since      time.Time // when this node became controller; zero: it is not
 }
 
 type heard struct {
@@ -43,7 +48,7 @@ type heard struct {
 
 // New returns a controller that fences brokers silent for sessionTimeout.
 func New(sessionTimeout time.Duration) *Controller {
-	return &Controller{sessionTimeout: sessionTimeout, lastHeard: map[int32]heard{}}
+	return &Controller{sessionTimeout: sessionTimeout, lastHeard: map[int32]heard{}, fencedSeen: map[int32]heard{}}
 }
 
 // Lead tells the controller this node became the quorum leader at now:
@@ -51,6 +56,7 @@ func New(sessionTimeout time.Duration) *Controller {
 func (c *Controller) Lead(now time.Time) {
 	c.since = now
 	c.lastHeard = map[int32]heard{}
+	c.fencedSeen = map[int32]heard{}
 }
 
 // Resign tells it this node no longer leads.
@@ -78,8 +84,18 @@ func (c *Controller) Tick(image *metadata.Image, now time.Time) []metadata.Recor
 		if !ok && now.Sub(c.since) < c.sessionTimeout {
 			alive = !b.Fenced // not heard yet: as the log says, until the grace ends
 		}
+		if !b.Fenced {
+			delete(c.fencedSeen, b.ID) // fenced again later: a new moment
+		} else {
+			seen, known := c.fencedSeen[b.ID]
+			if !known || seen.epoch != b.Epoch {
+				seen = heard{epoch: b.Epoch, at: now}
+				c.fencedSeen[b.ID] = seen
+			}
+			alive = alive && ok && last.at.After(seen.at)
+		}
 		switch {
-		case alive && b.Fenced && ok:
+		case alive && b.Fenced:
 			records = append(records, metadata.Record{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}})
 		case !alive && !b.Fenced:
 			records = append(records, metadata.Record{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}})

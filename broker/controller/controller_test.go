@@ -94,7 +94,7 @@ func TestFencingAndElection(t *testing.T) {
 	// no leader gets it back. (It rejoins the other ISRs by catching up,
 	// which the leaders report, not by heartbeats.)
 	beat(17*time.Second, 1, 2, 3)
-	image = apply(t, image, c.Tick(image, t0.Add(17*time.Second)))
+	image = apply(t, image, c.Tick(image, t0.Add(17500*time.Millisecond)))
 	if b, _ := image.Broker(3); b.Fenced {
 		t.Fatal("broker 3 heartbeats again and stays fenced")
 	}
@@ -135,5 +135,47 @@ func TestNewControllerGivesEveryBrokerItsSession(t *testing.T) {
 	records := c.Tick(image, t0.Add(time.Hour+10*time.Second))
 	if len(records) < 3 {
 		t.Fatalf("after a silent session every broker is fenced: %+v", records)
+	}
+}
+
+// TestFencedBrokersStayOutUntilTheyHeartbeat: a broker that fenced itself
+// to stop, though it heartbeated a moment before, is not put back; one that
+// registers (fenced, as every broker starts) is put in service by its
+// first heartbeat after that.
+func TestFencedBrokersStayOutUntilTheyHeartbeat(t *testing.T) {
+	image := cluster3(t)
+	c := New(9 * time.Second)
+	c.Lead(t0)
+	for _, b := range []int32{1, 2, 3} {
+		c.Heartbeat(b, 10, t0.Add(time.Second))
+	}
+	// Broker 2 was fenced once and put back (it was seen fenced then)...
+	image = apply(t, image, []metadata.Record{{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: 2, Epoch: 10}}})
+	c.Tick(image, t0.Add(1100*time.Millisecond))
+	c.Heartbeat(2, 10, t0.Add(1200*time.Millisecond))
+	image = apply(t, image, c.Tick(image, t0.Add(1300*time.Millisecond)))
+	if b, _ := image.Broker(2); b.Fenced {
+		t.Fatal("broker 2 heartbeating after its fence was not put back")
+	}
+	c.Tick(image, t0.Add(1350*time.Millisecond))
+	// ...then it stops cleanly: it fences itself again, at the same epoch.
+	image = apply(t, image, []metadata.Record{{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: 2, Epoch: 10}}})
+	image = apply(t, image, c.Tick(image, t0.Add(1500*time.Millisecond)))
+	if b, _ := image.Broker(2); !b.Fenced {
+		t.Fatal("a broker that fenced itself to stop was put back by its last heartbeat")
+	}
+	if p := partition(image, "orders", 1); p.Leader == 2 {
+		t.Fatalf("partition 1 still led by the stopped broker: %+v", p)
+	}
+	// It restarts: registered (fenced) with a new epoch; its first
+	// heartbeat puts it back.
+	image = apply(t, image, []metadata.Record{{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: 2, Epoch: 12}}})
+	if records := c.Tick(image, t0.Add(2*time.Second)); len(records) != 0 {
+		t.Fatalf("before its first heartbeat: %+v", records)
+	}
+	c.Heartbeat(2, 12, t0.Add(2500*time.Millisecond))
+	image = apply(t, image, c.Tick(image, t0.Add(3*time.Second)))
+	if b, _ := image.Broker(2); b.Fenced {
+		t.Fatal("the restarted broker's heartbeat did not put it in service")
 	}
 }

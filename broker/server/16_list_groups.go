@@ -20,6 +20,9 @@ func handleListGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	if len(r.TypesFilter) > 0 && !containsFold(r.TypesFilter, "classic") {
 		return resp, nil
 	}
+	if c.server.notCoordinator() != nil {
+		return resp, nil // another broker coordinates the groups: none here
+	}
 	for _, listed := range c.server.cluster.Groups().List(r.StatesFilter) {
 		g := kmsg.NewListGroupsResponseGroup()
 		g.Group, g.ProtocolType, g.GroupState, g.GroupType = listed.Group, listed.ProtocolType, string(listed.State), "classic"

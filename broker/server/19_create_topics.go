@@ -61,7 +61,7 @@ func createTopic(cl *cluster.Cluster, rt kmsg.CreateTopicsRequestTopic, validate
 		return nil, fmt.Errorf("%w: topic %q is named more than once in the request", kerr.InvalidRequest, rt.Topic)
 	}
 	if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 && len(rt.ReplicaAssignment) == 0 {
-		return nil, fmt.Errorf("%w: replication factor %d, but this cluster has 1 broker; use 1 or -1", kerr.InvalidReplicationFactor, rt.ReplicationFactor)
+		return nil, fmt.Errorf("%w: replication factor %d: kqbroker keeps one replica per partition until replication is built; use 1 or -1", kerr.InvalidReplicationFactor, rt.ReplicationFactor)
 	}
 	partitions := rt.NumPartitions
 	if len(rt.ReplicaAssignment) > 0 {
@@ -69,6 +69,9 @@ func createTopic(cl *cluster.Cluster, rt kmsg.CreateTopicsRequestTopic, validate
 			return nil, fmt.Errorf("%w: give either a replica assignment or partitions and replication factor, not both", kerr.InvalidRequest)
 		}
 		nodeID := cl.Config().NodeID
+		if cl.Config().ControllerQuorumVoters != "" {
+			return nil, fmt.Errorf("%w: replica assignments are not supported in a cluster yet; leave them out and the partitions are spread over the brokers", kerr.InvalidReplicaAssignment)
+		}
 		for i, a := range rt.ReplicaAssignment {
 			if a.Partition != int32(i) || len(a.Replicas) != 1 || a.Replicas[0] != nodeID {
 				return nil, fmt.Errorf("%w: partition %d must be assigned to broker %d only, in order", kerr.InvalidReplicaAssignment, a.Partition, nodeID)

@@ -24,7 +24,10 @@ func handleCreatePartitions(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		topic.Topic = rt.Topic
 		var err error
 		for _, a := range rt.Assignment {
-			if len(a.Replicas) != 1 || a.Replicas[0] != nodeID {
+			switch {
+			case c.server.cluster.Config().ControllerQuorumVoters != "":
+				err = fmt.Errorf("%w: replica assignments are not supported in a cluster yet; leave them out and the new partitions are spread over the brokers", kerr.InvalidReplicaAssignment)
+			case len(a.Replicas) != 1 || a.Replicas[0] != nodeID:
 				err = fmt.Errorf("%w: new partitions must be assigned to broker %d only", kerr.InvalidReplicaAssignment, nodeID)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/broker/config"
 )
 
 // TestThreeBrokersShareTheMetadata: three brokers are one metadata quorum.
@@ -21,7 +22,9 @@ import (
 // partition's leader, and a broker that stops cleanly leaves service: the
 // other two go on, and new partitions avoid it.
 func TestThreeBrokersShareTheMetadata(t *testing.T) {
-	brokers := brokertest.StartCluster(t, 3, nil)
+	brokers := brokertest.StartCluster(t, 3, func(c *config.Config) {
+		c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 100, 1000
+	})
 	var seeds []string
 	for _, b := range brokers {
 		seeds = append(seeds, b.Addr)
@@ -97,8 +100,13 @@ func TestThreeBrokersShareTheMetadata(t *testing.T) {
 		t.Fatalf("list offsets of a partition broker 1 does not lead: %v %+v, want NOT_LEADER_OR_FOLLOWER", err, listed)
 	}
 
-	// Broker 3 stops cleanly: the other two are still a majority.
+	// Broker 3 stops cleanly: the other two are still a majority, and it
+	// stays out of service (its last heartbeats do not bring it back).
 	brokers[2].Stop(t)
+	time.Sleep(500 * time.Millisecond) // 5 heartbeat intervals
+	if b, _ := brokers[0].Cluster.Brokers(), 0; len(b) != 2 {
+		t.Fatalf("brokers in service after broker 3 stopped: %+v", b)
+	}
 	survivor := newClient(t, seeds[0], kgo.SeedBrokers(seeds[:2]...))
 	survivorAdmin := kadm.NewClient(survivor)
 	if _, err := survivorAdmin.CreateTopic(ctx, 4, 1, nil, "after"); err != nil {
