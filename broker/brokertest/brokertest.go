@@ -174,3 +174,26 @@ func StartCluster(t testing.TB, n int, configure func(*config.Config)) []*Broker
 	})
 	return brokers
 }
+
+// JoinCluster starts one more broker (the next node id) that is not among
+// the voters of brokers: it joins the metadata quorum as a non-voting
+// member. It is stopped when the test ends.
+func JoinCluster(t testing.TB, brokers []*Broker, configure func(*config.Config)) *Broker {
+	t.Helper()
+	controller, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := brokers[0].Config
+	cfg.NodeID = int32(len(brokers) + 1)
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.ControllerListen = controller.Addr().String()
+	if configure != nil {
+		configure(&cfg)
+	}
+	b := &Broker{Config: cfg, controller: controller}
+	b.start(t)
+	t.Cleanup(func() { b.Stop(t) })
+	return b
+}

@@ -207,6 +207,7 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, contro
 			}
 		}
 		quorumConfig.Listener = controllerListener
+		quorumConfig.Advertise = cfg.ControllerListen // a non-voter's address; voters have theirs in the list
 	}
 	c.quorum, err = quorum.Open(quorumConfig)
 	if err != nil {

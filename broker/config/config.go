@@ -280,11 +280,11 @@ func (c Config) validateQuorum() error {
 		}
 		self = self || int32(id) == c.NodeID
 	}
-	if !self {
-		return fieldError("controller_quorum_voters", c.ControllerQuorumVoters, fmt.Sprintf("does not list this broker's node_id %d; every broker is a voter for now", c.NodeID))
-	}
 	if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
-		return fieldError("controller_listen", c.ControllerListen, "must be host:port, the address this broker has in controller_quorum_voters")
+		return fieldError("controller_listen", c.ControllerListen, "must be host:port: the address this broker has in controller_quorum_voters, or, for a broker not listed there (a non-voting member), the address the others reach it at")
+	}
+	if host, port, _ := net.SplitHostPort(c.ControllerListen); !self && (host == "" || port == "0" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
+		return fieldError("controller_listen", c.ControllerListen, "a broker not among the voters joins as a non-voting member at this address: it must name this host and a fixed port")
 	}
 	// Other brokers' clients are sent here: the address must name this
 	// host and a port.

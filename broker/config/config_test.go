@@ -24,7 +24,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"advertise", func(c *Config) { c.Advertise = "host:0" }},
 		{"data_dir", func(c *Config) { c.DataDir = "" }},
 		{"controller_quorum_voters", func(c *Config) { c.ControllerQuorumVoters, c.ControllerListen = "1@a", "a:1" }},
-		{"controller_quorum_voters", func(c *Config) { c.ControllerQuorumVoters, c.ControllerListen = "2@a:1,3@b:1", "a:1" }},
+		{"controller_listen", func(c *Config) { c.ControllerQuorumVoters, c.ControllerListen = "2@a:1,3@b:1", "0.0.0.0:9093" }},
 		{"controller_listen", func(c *Config) { c.ControllerQuorumVoters, c.ControllerListen = "1@a:1", "" }},
 		{"controller_listen", func(c *Config) { c.ControllerListen = "127.0.0.1:9093" }},
 		{"default_partitions", func(c *Config) { c.DefaultPartitions = 0 }},

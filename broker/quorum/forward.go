@@ -34,6 +34,12 @@ const forwardMagic = 'F'
 //	answer    | status u8 |          forwardOK, or forwardNotLeader
 const heartbeatMagic = 'H'
 
+// joinMagic asks the leader to add a non-voting member:
+//
+//	request   | 'J' | node id u32 | address length u16 | address |
+//	answer    | status u8 | length u32 | message |
+const joinMagic = 'J'
+
 const (
 	forwardOK byte = iota
 	forwardRefused
@@ -92,8 +98,12 @@ func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
 // serveMember answers a member's message: a forwarded entry or a
 // heartbeat.
 func (q *Quorum) serveMember(conn net.Conn, magic byte) {
-	if magic == heartbeatMagic {
+	switch magic {
+	case heartbeatMagic:
 		q.serveHeartbeat(conn)
+		return
+	case joinMagic:
+		q.serveJoin(conn)
 		return
 	}
 	q.serveForward(conn)
@@ -250,7 +260,7 @@ func (s *streamLayer) sort(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	if first[0] == forwardMagic || first[0] == heartbeatMagic {
+	if first[0] == forwardMagic || first[0] == heartbeatMagic || first[0] == joinMagic {
 		s.forwarded(conn, first[0])
 		return
 	}
@@ -295,4 +305,74 @@ func (c *prefixedConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// serveJoin adds a non-voting member, on the leader.
+func (q *Quorum) serveJoin(conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	var header [6]byte
+	if _, err := io.ReadFull(conn, header[:]); err != nil {
+		return
+	}
+	address := make([]byte, binary.BigEndian.Uint16(header[4:]))
+	if _, err := io.ReadFull(conn, address); err != nil {
+		return
+	}
+	id := int32(binary.BigEndian.Uint32(header[:4]))
+	status, message := forwardOK, ""
+	if !q.IsLeader() {
+		status = forwardNotLeader
+	} else if err := q.raft.AddNonvoter(raft.ServerID(fmt.Sprint(id)), raft.ServerAddress(address), 0, 10*time.Second).Error(); err != nil {
+		status, message = forwardFailed, err.Error()
+	} else {
+		q.cfg.Logger.Info("a broker joined the metadata quorum as a non-voting member", "node", id, "address", string(address))
+	}
+	answer := binary.BigEndian.AppendUint32([]byte{status}, uint32(len(message)))
+	_, _ = conn.Write(append(answer, message...))
+}
+
+// join asks the voters, in turn, to add this node as a non-voting member,
+// until the leader has.
+func (q *Quorum) join(voters []Voter) {
+	request := binary.BigEndian.AppendUint32([]byte{joinMagic}, uint32(q.cfg.NodeID))
+	request = binary.BigEndian.AppendUint16(request, uint16(len(q.cfg.Advertise)))
+	request = append(request, q.cfg.Advertise...)
+	for {
+		for _, v := range voters {
+			if q.askToJoin(v.Addr, request) {
+				return
+			}
+		}
+		select {
+		case <-q.closed:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (q *Quorum) askToJoin(address string, request []byte) bool {
+	conn, err := net.DialTimeout("tcp", address, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := conn.Write(request); err != nil {
+		return false
+	}
+	var header [5]byte
+	if _, err := io.ReadFull(conn, header[:]); err != nil {
+		return false
+	}
+	if header[0] != forwardOK {
+		message := make([]byte, min(binary.BigEndian.Uint32(header[1:]), 4096))
+		_, _ = io.ReadFull(conn, message)
+		if header[0] == forwardFailed {
+			q.cfg.Logger.Warn("joining the metadata quorum", "voter", address, "err", string(message))
+		}
+		return false
+	}
+	return true
 }

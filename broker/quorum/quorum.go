@@ -77,11 +77,14 @@ type Config struct {
 	Dir string
 	// FS is the file system of the log and the vote; nil is the OS's.
 	FS storage.FS
-	// Voters are the members; empty means this node alone, in memory
-	// (no listener). Otherwise Listener accepts the peers' connections
-	// and this node's entry in Voters is the address they dial.
-	Voters   []Voter
-	Listener net.Listener
+	// Voters are the members that vote; empty means this node alone, in
+	// memory (no listener). Otherwise Listener accepts the peers'
+	// connections and this node's entry in Voters is the address they
+	// dial. A node not in Voters joins as a non-voting member (it gets
+	// the log, takes no part in elections) at Advertise.
+	Voters    []Voter
+	Listener  net.Listener
+	Advertise string
 	// OnApply is called with each new image and the records that made
 	// it, in log order, on one goroutine; records is nil after a snapshot
 	// was restored. It must not call Propose.
@@ -98,6 +101,8 @@ type Quorum struct {
 	fsm       *stateMachine
 	logs      *logStore
 	transport raft.Transport
+	closed    chan struct{} // closed by Close: the join loop ends
+	closeOnce sync.Once
 	// startIndex is the last log index at open, and startCommand the last
 	// entry of records at or below it: the image is complete once raft has
 	// handed over the first and the image holds the second (raft's own
@@ -121,23 +126,27 @@ func Open(cfg Config) (*Quorum, error) {
 	if alone {
 		voters = []Voter{{ID: cfg.NodeID, Addr: "local"}}
 	}
-	if !containsVoter(voters, cfg.NodeID) {
-		return nil, fmt.Errorf("node %d is not among the controller voters %v; non-voting members are not supported yet", cfg.NodeID, voters)
+	nonVoter := !containsVoter(voters, cfg.NodeID)
+	if nonVoter && cfg.Advertise == "" {
+		return nil, fmt.Errorf("node %d is not among the controller voters %v: as a non-voting member it needs its own controller address", cfg.NodeID, voters)
 	}
 	logs, err := openLogStore(cfg.FS, cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	q := &Quorum{cfg: cfg, logs: logs, fsm: &stateMachine{onApply: cfg.OnApply}}
+	q := &Quorum{cfg: cfg, logs: logs, fsm: &stateMachine{onApply: cfg.OnApply}, closed: make(chan struct{})}
 	q.fsm.image.Store(metadata.Empty())
-	if err := q.start(voters, alone); err != nil {
+	if err := q.start(voters, alone, nonVoter); err != nil {
 		_ = logs.Close()
 		return nil, err
+	}
+	if nonVoter {
+		go q.join(voters)
 	}
 	return q, nil
 }
 
-func (q *Quorum) start(voters []Voter, alone bool) error {
+func (q *Quorum) start(voters []Voter, alone, nonVoter bool) error {
 	cfg := q.cfg
 	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, DisableTime: true, Output: &slogWriter{logger: cfg.Logger, alone: alone}})
 	raftConfig := raft.DefaultConfig()
@@ -156,10 +165,13 @@ func (q *Quorum) start(voters []Voter, alone bool) error {
 		if cfg.Listener == nil {
 			return errors.New("a quorum with voters needs a listener (controller_listen)")
 		}
-		self := voters[indexOfVoter(voters, cfg.NodeID)]
-		advertise, err := net.ResolveTCPAddr("tcp", self.Addr)
+		selfAddr := cfg.Advertise
+		if !nonVoter {
+			selfAddr = voters[indexOfVoter(voters, cfg.NodeID)].Addr
+		}
+		advertise, err := net.ResolveTCPAddr("tcp", selfAddr)
 		if err != nil {
-			return fmt.Errorf("controller address %s: %w", self.Addr, err)
+			return fmt.Errorf("controller address %s: %w", selfAddr, err)
 		}
 		q.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(cfg.Listener, advertise, q.serveMember), 3, 2*time.Second, logger)
 	}
@@ -171,7 +183,7 @@ func (q *Quorum) start(voters []Voter, alone bool) error {
 	if err != nil {
 		return err
 	}
-	if !existing {
+	if !existing && !nonVoter { // a non-voter learns the configuration from the leader
 		var servers []raft.Server
 		for _, v := range voters {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(strconv.Itoa(int(v.ID))), Address: raft.ServerAddress(v.Addr)})
@@ -282,6 +294,7 @@ func (q *Quorum) Snapshot() error { return q.raft.Snapshot().Error() }
 
 // Close leaves the quorum: raft stops, the files close.
 func (q *Quorum) Close() error {
+	q.closeOnce.Do(func() { close(q.closed) })
 	err := q.raft.Shutdown().Error()
 	if closer, ok := q.transport.(interface{ Close() error }); ok {
 		_ = closer.Close()

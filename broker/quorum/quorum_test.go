@@ -265,3 +265,45 @@ func TestControllerPortSurvivesGarbage(t *testing.T) {
 		t.Fatalf("a proposal after the junk: %v", err)
 	}
 }
+
+// TestNonVotingMemberJoins: a node not among the voters joins as a
+// non-voting member: it gets the whole log, applies it, and its proposals
+// are forwarded like a follower's.
+func TestNonVotingMemberJoins(t *testing.T) {
+	c := newCluster3(t)
+	leader := c.leader()
+	if _, err := c.nodes[leader].Propose(testContext(t), topicBatch("before-join", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	observer, err := Open(Config{NodeID: 4, Dir: t.TempDir(), Voters: c.voters, Listener: ln, Advertise: ln.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer observer.Close()
+	if err := observer.WaitReady(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok := observer.Image().Topic("before-join"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the non-voting member never applied the log")
+		}
+	}
+	image, err := observer.Propose(testContext(t), topicBatch("from-observer", 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := image.Topic("from-observer"); !ok {
+		t.Fatal("the non-voter's answer lacks its own change")
+	}
+	c.waitTopic(leader, "from-observer")
+	if observer.IsLeader() {
+		t.Fatal("a non-voting member leads")
+	}
+}

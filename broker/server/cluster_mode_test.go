@@ -130,3 +130,39 @@ func TestThreeBrokersShareTheMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestABrokerJoinsAsANonVoter: a fourth broker, not among the voters, joins
+// the running cluster (scale out): it gets the metadata, is put in
+// service, and new partitions are placed on it too and served there.
+func TestABrokerJoinsAsANonVoter(t *testing.T) {
+	fast := func(c *config.Config) { c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 100, 1000 }
+	brokers := brokertest.StartCluster(t, 3, fast)
+	fourth := brokertest.JoinCluster(t, brokers, fast)
+	ctx := testContext(t)
+	seeds := []string{brokers[0].Addr, fourth.Addr}
+	admin := kadm.NewClient(newClient(t, seeds[0], kgo.SeedBrokers(seeds...)))
+	meta, err := admin.Metadata(ctx)
+	if err != nil || len(meta.Brokers) != 4 {
+		t.Fatalf("metadata with the fourth broker: %v %v", err, meta.Brokers.NodeIDs())
+	}
+	if _, err := admin.CreateTopic(ctx, 8, 1, nil, "wider"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fourth broker to apply the topic", 10*time.Second, func() bool { _, ok := fourth.Cluster.Topic("wider"); return ok })
+	topic, _ := fourth.Cluster.Topic("wider")
+	onFourth := 0
+	for _, p := range topic.Partitions {
+		if p.State().Leader == 4 {
+			onFourth++
+		}
+	}
+	if onFourth != 2 {
+		t.Fatalf("%d of 8 partitions on the fourth broker, want 2", onFourth)
+	}
+	producer := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("wider"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	for i := range 16 {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+}
