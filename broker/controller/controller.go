@@ -13,7 +13,9 @@
 //     partition has no leader (-1) until one comes back. Unclean election
 //     (a replica outside the ISR) is never done here.
 //   - A fenced broker that heartbeats again, with its registered epoch, is
-//     unfenced; partitions without a leader whose ISR holds it get it back.
+//     unfenced once two heartbeats came after the fence was seen (one could
+//     have been on its way when a broker fenced itself to stop);
+//     partitions without a leader whose ISR holds it get it back.
 //   - A new controller first treats every broker as heard from at the
 //     moment it took over, so no broker is fenced for the silence of an
 //     election.
@@ -44,6 +46,10 @@ type Controller struct {
 type heard struct {
 	epoch int64
 	at    time.Time
+	// beats counts heartbeats of this epoch since (fencedSeen only): two
+	// are needed to come back, so one that was on its way when a broker
+	// fenced itself to stop cannot undo the stop.
+	beats int
 }
 
 // New returns a controller that fences brokers silent for sessionTimeout.
@@ -68,6 +74,10 @@ func (c *Controller) Leading() bool { return !c.since.IsZero() }
 // Heartbeat records a broker's heartbeat.
 func (c *Controller) Heartbeat(brokerID int32, epoch int64, now time.Time) {
 	c.lastHeard[brokerID] = heard{epoch: epoch, at: now}
+	if seen, ok := c.fencedSeen[brokerID]; ok && seen.epoch == epoch && now.After(seen.at) {
+		seen.beats++
+		c.fencedSeen[brokerID] = seen
+	}
 }
 
 // Tick returns the records that bring the image in line with what the
@@ -92,7 +102,7 @@ func (c *Controller) Tick(image *metadata.Image, now time.Time) []metadata.Recor
 				seen = heard{epoch: b.Epoch, at: now}
 				c.fencedSeen[b.ID] = seen
 			}
-			alive = alive && ok && last.at.After(seen.at)
+			alive = alive && ok && seen.beats >= 2
 		}
 		switch {
 		case alive && b.Fenced:

@@ -94,6 +94,7 @@ func TestFencingAndElection(t *testing.T) {
 	// no leader gets it back. (It rejoins the other ISRs by catching up,
 	// which the leaders report, not by heartbeats.)
 	beat(17*time.Second, 1, 2, 3)
+	beat(17200*time.Millisecond, 3)
 	image = apply(t, image, c.Tick(image, t0.Add(17500*time.Millisecond)))
 	if b, _ := image.Broker(3); b.Fenced {
 		t.Fatal("broker 3 heartbeats again and stays fenced")
@@ -153,6 +154,7 @@ func TestFencedBrokersStayOutUntilTheyHeartbeat(t *testing.T) {
 	image = apply(t, image, []metadata.Record{{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: 2, Epoch: 10}}})
 	c.Tick(image, t0.Add(1100*time.Millisecond))
 	c.Heartbeat(2, 10, t0.Add(1200*time.Millisecond))
+	c.Heartbeat(2, 10, t0.Add(1250*time.Millisecond))
 	image = apply(t, image, c.Tick(image, t0.Add(1300*time.Millisecond)))
 	if b, _ := image.Broker(2); b.Fenced {
 		t.Fatal("broker 2 heartbeating after its fence was not put back")
@@ -160,6 +162,8 @@ func TestFencedBrokersStayOutUntilTheyHeartbeat(t *testing.T) {
 	c.Tick(image, t0.Add(1350*time.Millisecond))
 	// ...then it stops cleanly: it fences itself again, at the same epoch.
 	image = apply(t, image, []metadata.Record{{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: 2, Epoch: 10}}})
+	c.Tick(image, t0.Add(1400*time.Millisecond))
+	c.Heartbeat(2, 10, t0.Add(1450*time.Millisecond)) // the one that was on its way
 	image = apply(t, image, c.Tick(image, t0.Add(1500*time.Millisecond)))
 	if b, _ := image.Broker(2); !b.Fenced {
 		t.Fatal("a broker that fenced itself to stop was put back by its last heartbeat")
@@ -174,6 +178,7 @@ func TestFencedBrokersStayOutUntilTheyHeartbeat(t *testing.T) {
 		t.Fatalf("before its first heartbeat: %+v", records)
 	}
 	c.Heartbeat(2, 12, t0.Add(2500*time.Millisecond))
+	c.Heartbeat(2, 12, t0.Add(2700*time.Millisecond))
 	image = apply(t, image, c.Tick(image, t0.Add(3*time.Second)))
 	if b, _ := image.Broker(2); b.Fenced {
 		t.Fatal("the restarted broker's heartbeat did not put it in service")

@@ -295,6 +295,14 @@ func (q *Quorum) Snapshot() error { return q.raft.Snapshot().Error() }
 // Close leaves the quorum: raft stops, the files close.
 func (q *Quorum) Close() error {
 	q.closeOnce.Do(func() { close(q.closed) })
+	if q.IsLeader() && len(q.cfg.Voters) > 1 {
+		// Hand the leadership over first: the others go on at once, and
+		// learn that the last entries are committed, instead of waiting
+		// out an election.
+		if err := q.raft.LeadershipTransfer().Error(); err != nil {
+			q.cfg.Logger.Info("could not hand the metadata quorum's leadership over before stopping", "err", err)
+		}
+	}
 	err := q.raft.Shutdown().Error()
 	if closer, ok := q.transport.(interface{ Close() error }); ok {
 		_ = closer.Close()

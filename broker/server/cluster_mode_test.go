@@ -103,9 +103,10 @@ func TestThreeBrokersShareTheMetadata(t *testing.T) {
 	// Broker 3 stops cleanly: the other two are still a majority, and it
 	// stays out of service (its last heartbeats do not bring it back).
 	brokers[2].Stop(t)
+	waitFor(t, "broker 1 to see broker 3 leave", 10*time.Second, func() bool { return len(brokers[0].Cluster.Brokers()) == 2 })
 	time.Sleep(500 * time.Millisecond) // 5 heartbeat intervals
-	if b, _ := brokers[0].Cluster.Brokers(), 0; len(b) != 2 {
-		t.Fatalf("brokers in service after broker 3 stopped: %+v", b)
+	if b := brokers[0].Cluster.Brokers(); len(b) != 2 {
+		t.Fatalf("broker 3 came back into service after it stopped: %+v", b)
 	}
 	survivor := newClient(t, seeds[0], kgo.SeedBrokers(seeds[:2]...))
 	survivorAdmin := kadm.NewClient(survivor)
