@@ -51,21 +51,31 @@ const (
 // maxForwardBytes bounds a forwarded entry before it is allocated.
 const maxForwardBytes = 16 << 20
 
-// forward sends an entry to the leader and returns its raft index.
-func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
+// dialLeader connects to the leader's controller listener, with ctx's
+// deadline on the connection.
+func (q *Quorum) dialLeader(ctx context.Context, purpose string) (net.Conn, raft.ServerAddress, error) {
 	address, _ := q.raft.LeaderWithID()
 	if address == "" {
-		return 0, fmt.Errorf("%w: no leader is known yet", ErrNotLeader)
+		return nil, "", fmt.Errorf("%w: no leader is known yet", ErrNotLeader)
 	}
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", string(address))
 	if err != nil {
-		return 0, fmt.Errorf("forwarding to the metadata leader at %s: %w", address, err)
+		return nil, address, fmt.Errorf("%s to the metadata leader at %s: %w", purpose, address, err)
 	}
-	defer conn.Close()
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
+	return conn, address, nil
+}
+
+// forward sends an entry to the leader and returns its raft index.
+func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
+	conn, address, err := q.dialLeader(ctx, "forwarding")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
 	request := binary.BigEndian.AppendUint32([]byte{forwardMagic}, uint32(len(data)))
 	if _, err := conn.Write(append(request, data...)); err != nil {
 		return 0, fmt.Errorf("forwarding to the metadata leader at %s: %w", address, err)
@@ -136,19 +146,11 @@ func (q *Quorum) Heartbeat(ctx context.Context, brokerID int32, epoch int64) err
 		}
 		return nil
 	}
-	address, _ := q.raft.LeaderWithID()
-	if address == "" {
-		return fmt.Errorf("%w: no leader is known yet", ErrNotLeader)
-	}
-	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "tcp", string(address))
+	conn, address, err := q.dialLeader(ctx, "heartbeat")
 	if err != nil {
-		return fmt.Errorf("heartbeat to the metadata leader at %s: %w", address, err)
+		return err
 	}
 	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
 	message := []byte{heartbeatMagic}
 	message = binary.BigEndian.AppendUint32(message, uint32(brokerID))
 	message = binary.BigEndian.AppendUint64(message, uint64(epoch))
