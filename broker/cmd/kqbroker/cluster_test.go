@@ -45,30 +45,7 @@ func freeAddrs(t *testing.T, n int) []string {
 // are there.
 func TestKilledBrokerIsFencedAndComesBack(t *testing.T) {
 	bin := buildBroker(t)
-	addrs := freeAddrs(t, 6) // client and controller ports of 3 brokers
-	var voters []string
-	for i := range 3 {
-		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addrs[3+i]))
-	}
-	configs := make([]string, 3)
-	dirs := make([]string, 3)
-	for i := range 3 {
-		dirs[i] = t.TempDir()
-		configs[i] = filepath.Join(t.TempDir(), "kqbroker.yaml")
-		text := fmt.Sprintf("node_id: %d\nlisten: %s\ncontroller_listen: %s\ncontroller_quorum_voters: %s\ndata_dir: %s\nadmin_listen: \"\"\nbroker_heartbeat_interval_ms: 200\nbroker_session_timeout_ms: 1500\ngroup_initial_rebalance_delay_ms: 0\n",
-			i+1, addrs[i], addrs[3+i], strings.Join(voters, ","), dirs[i])
-		if err := os.WriteFile(configs[i], []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	brokers := make([]*brokerProcess, 3)
-	started := make(chan int, 3)
-	for i := range 3 {
-		go func() { brokers[i] = startProcess(t, bin, "-config", configs[i]); started <- i }()
-	}
-	for range 3 {
-		<-started
-	}
+	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	client, err := kgo.NewClient(kgo.SeedBrokers(addrs[:3]...))
@@ -155,6 +132,44 @@ func TestKilledBrokerIsFencedAndComesBack(t *testing.T) {
 	for _, b := range brokers {
 		b.stop(t)
 	}
+}
+
+// startClusterProcesses runs n kqbroker processes that are one metadata
+// quorum (heartbeats every 200 ms, fenced after 1.5 s of silence). It
+// returns them, their client addresses and their config files.
+func startClusterProcesses(t *testing.T, bin string, n int) ([]*brokerProcess, []string, []string) {
+	t.Helper()
+	all := freeAddrs(t, 2*n) // client and controller ports
+	var voters []string
+	for i := range n {
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, all[n+i]))
+	}
+	configs := make([]string, n)
+	for i := range n {
+		configs[i] = filepath.Join(t.TempDir(), "kqbroker.yaml")
+		text := fmt.Sprintf("node_id: %d\nlisten: %s\ncontroller_listen: %s\ncontroller_quorum_voters: %s\ndata_dir: %s\nadmin_listen: \"\"\nbroker_heartbeat_interval_ms: 200\nbroker_session_timeout_ms: 1500\ngroup_initial_rebalance_delay_ms: 0\n",
+			i+1, all[i], all[n+i], strings.Join(voters, ","), t.TempDir())
+		if err := os.WriteFile(configs[i], []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokers := make([]*brokerProcess, n)
+	started := make(chan struct{}, n)
+	for i := range n {
+		go func() {
+			defer func() { started <- struct{}{} }() // also when startProcess fails the test
+			brokers[i] = startProcess(t, bin, "-config", configs[i])
+		}()
+	}
+	for range n {
+		<-started
+	}
+	for i, b := range brokers {
+		if b == nil {
+			t.Fatalf("broker %d did not start", i+1)
+		}
+	}
+	return brokers, all[:n], configs
 }
 
 func mustClient(t *testing.T, seeds ...string) *kgo.Client {
