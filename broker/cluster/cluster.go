@@ -198,7 +198,7 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, contro
 	if cfg.ControllerQuorumVoters != "" {
 		c.controllerState.controller = controller.New(time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond)
 		quorumConfig.OnHeartbeat = c.heartbeatReceived
-		if quorumConfig.Voters, err = quorum.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
+		if quorumConfig.Voters, err = config.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
 			return nil, err
 		}
 		if controllerListener == nil {

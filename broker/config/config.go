@@ -10,7 +10,6 @@ import (
 	"os"
 	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -271,14 +270,13 @@ func (c Config) validateQuorum() error {
 		}
 		return nil
 	}
+	voters, err := ParseVoters(c.ControllerQuorumVoters)
+	if err != nil {
+		return fieldError("controller_quorum_voters", c.ControllerQuorumVoters, err.Error())
+	}
 	self := false
-	for _, item := range strings.Split(c.ControllerQuorumVoters, ",") {
-		idText, addr, ok := strings.Cut(strings.TrimSpace(item), "@")
-		id, err := strconv.ParseInt(idText, 10, 32)
-		if _, _, addrErr := net.SplitHostPort(addr); !ok || err != nil || id < 0 || addrErr != nil {
-			return fieldError("controller_quorum_voters", c.ControllerQuorumVoters, fmt.Sprintf("entry %q: want id@host:port, e.g. 1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095", item))
-		}
-		self = self || int32(id) == c.NodeID
+	for _, v := range voters {
+		self = self || v.ID == c.NodeID
 	}
 	if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
 		return fieldError("controller_listen", c.ControllerListen, "must be host:port: the address this broker has in controller_quorum_voters, or, for a broker not listed there (a non-voting member), the address the others reach it at")

@@ -34,41 +34,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/kqstack/kqstack/broker/config"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
 // Voter is a member of the quorum: node id and controller address.
-type Voter struct {
-	ID   int32
-	Addr string
-}
-
-// ParseVoters reads Kafka's controller.quorum.voters form,
-// "1@host:port,2@host:port,3@host:port".
-func ParseVoters(text string) ([]Voter, error) {
-	if strings.TrimSpace(text) == "" {
-		return nil, nil
-	}
-	var voters []Voter
-	seen := map[int32]bool{}
-	for _, item := range strings.Split(text, ",") {
-		idText, addr, ok := strings.Cut(strings.TrimSpace(item), "@")
-		id, err := strconv.ParseInt(idText, 10, 32)
-		if !ok || err != nil || id < 0 {
-			return nil, fmt.Errorf("voter %q: want id@host:port, e.g. 1@127.0.0.1:9093", item)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("voter %q: want id@host:port, e.g. 1@127.0.0.1:9093", item)
-		}
-		if seen[int32(id)] {
-			return nil, fmt.Errorf("voter id %d is listed twice", id)
-		}
-		seen[int32(id)] = true
-		voters = append(voters, Voter{ID: int32(id), Addr: addr})
-	}
-	return voters, nil
-}
+type Voter = config.Voter
 
 // Config is a member's configuration.
 type Config struct {

@@ -226,21 +226,6 @@ func TestThreeVotersReplicateAndSurviveTheLeader(t *testing.T) {
 	}
 }
 
-func TestParseVoters(t *testing.T) {
-	voters, err := ParseVoters("1@127.0.0.1:9093, 2@host-b:9093,3@[::1]:9093")
-	if err != nil || len(voters) != 3 || voters[1] != (Voter{ID: 2, Addr: "host-b:9093"}) {
-		t.Fatalf("%v %+v", err, voters)
-	}
-	for _, bad := range []string{"1", "x@h:1", "1@nohostport", "1@h:1,1@h:2", "-1@h:1"} {
-		if _, err := ParseVoters(bad); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-	if voters, err := ParseVoters(""); err != nil || voters != nil {
-		t.Errorf("empty: %v %v", voters, err)
-	}
-}
-
 // TestControllerPortSurvivesGarbage: junk on the controller port, as raft
 // bytes or as a forwarded entry, closes that connection; the quorum goes on.
 func TestControllerPortSurvivesGarbage(t *testing.T) {
