@@ -405,8 +405,8 @@ func (c *Cluster) ControllerID() int32 {
 // lowest id in service. Until groups live in a replicated internal topic,
 // committed offsets stay on that broker.
 func (c *Cluster) CoordinatorID() int32 {
-	if brokers := c.Brokers(); len(brokers) > 0 {
-		return brokers[0].NodeID
+	if id, ok := c.quorum.Image().LowestInService(); ok {
+		return id
 	}
 	return c.cfg.NodeID
 }

@@ -63,6 +63,18 @@ func (img *Image) Brokers() []Broker {
 	return brokers
 }
 
+// LowestInService is the lowest id of an unfenced broker. It allocates
+// nothing: group requests ask for it on every call.
+func (img *Image) LowestInService() (int32, bool) {
+	lowest, found := int32(0), false
+	for id, b := range img.brokers {
+		if !b.Fenced && (!found || id < lowest) {
+			lowest, found = id, true
+		}
+	}
+	return lowest, found
+}
+
 // Topic returns a topic by name.
 func (img *Image) Topic(name string) (*Topic, bool) {
 	id, ok := img.names[name]

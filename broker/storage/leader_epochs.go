@@ -207,11 +207,15 @@ func (l *Log) AssignLeaderEpoch(epoch int32) error {
 	if l.closed {
 		return ErrClosed
 	}
-	if !l.epochs.assign(epoch, l.logEndOffset.Load()) {
+	return l.assignEpochLocked(epoch, l.logEndOffset.Load())
+}
+
+// assignEpochLocked records an epoch's start and saves the cache when it
+// changed, unless it is just epoch 0 from the log start: what a log
+// without the file is read as. Called under appendMu.
+func (l *Log) assignEpochLocked(epoch int32, startOffset int64) error {
+	if !l.epochs.assign(epoch, startOffset) || l.epochs.isDefault(l.logStartOffset.Load()) {
 		return nil
-	}
-	if l.epochs.isDefault(l.logStartOffset.Load()) {
-		return nil // what a log without the file is read as: nothing to write
 	}
 	return l.writeLeaderEpochsLocked()
 }

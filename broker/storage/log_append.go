@@ -112,10 +112,8 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 	if last, ok := l.epochs.latest(); ok {
 		epoch = max(epoch, last.epoch)
 	}
-	if l.epochs.assign(epoch, baseOffset) && !l.epochs.isDefault(l.logStartOffset.Load()) {
-		if err := l.writeLeaderEpochsLocked(); err != nil {
-			return AppendResult{}, false, l.fail(err)
-		}
+	if err := l.assignEpochLocked(epoch, baseOffset); err != nil {
+		return AppendResult{}, false, l.fail(err)
 	}
 
 	incomingTimestamp := now.UnixMilli()
