@@ -84,32 +84,23 @@ func (s *logStore) recover() error {
 	if err != nil {
 		return err
 	}
-	var header [frameHeader]byte
 	offset := int64(0)
 	for offset < size {
-		if size-offset < frameHeader {
-			break
-		}
-		if _, err := s.file.ReadAt(header[:], offset); err != nil {
+		body, state, err := s.frameAt(offset, size)
+		if err != nil {
 			return err
 		}
-		length := int64(binary.BigEndian.Uint32(header[:4]))
-		if length > maxEntryBytes {
+		switch state {
+		case frameTooLong:
 			// Appends write whole frames, so a torn one still has its true
 			// length: an impossible one is damage, not a tear.
-			return fmt.Errorf("%s is corrupt: the entry at offset %d claims %d bytes; restore the quorum directory from another voter", logFileName, offset, length)
-		}
-		if offset+frameHeader+length > size {
-			break
-		}
-		body := make([]byte, length)
-		if _, err := s.file.ReadAt(body, offset+frameHeader); err != nil {
-			return err
-		}
-		if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(header[4:]) {
-			if s.validFrameAt(offset+frameHeader+length, size) {
+			return fmt.Errorf("%s is corrupt: the entry at offset %d claims more than %d bytes; restore the quorum directory from another voter", logFileName, offset, maxEntryBytes)
+		case frameBadChecksum:
+			if _, next, _ := s.frameAt(offset+frameHeader+int64(len(body)), size); next == frameIntact {
 				return fmt.Errorf("%s is corrupt: the entry at offset %d fails its checksum and intact entries follow; restore the quorum directory from another voter", logFileName, offset)
 			}
+		}
+		if state != frameIntact {
 			break
 		}
 		entry, err := decodeEntry(body)
@@ -121,7 +112,7 @@ func (s *logStore) recover() error {
 		}
 		s.entries = append(s.entries, entry)
 		s.offsets = append(s.offsets, offset)
-		offset += frameHeader + length
+		offset += frameHeader + int64(len(body))
 	}
 	if offset < size {
 		// The tail of an append that a crash interrupted: it was never
@@ -137,25 +128,39 @@ func (s *logStore) recover() error {
 	return nil
 }
 
-// validFrameAt reports whether an intact frame starts at offset: a bad
-// frame followed by a good one is corruption, not a torn tail.
-func (s *logStore) validFrameAt(offset, size int64) bool {
+// What frameAt found.
+const (
+	frameIntact      = iota
+	frameTorn        // the file ends inside it
+	frameTooLong     // its length is more than an entry may be
+	frameBadChecksum // whole, but its checksum fails
+)
+
+// frameAt reads the frame at offset of a file of size bytes, and its body
+// when the file holds it whole.
+func (s *logStore) frameAt(offset, size int64) ([]byte, int, error) {
 	var header [frameHeader]byte
 	if size-offset < frameHeader {
-		return false
+		return nil, frameTorn, nil
 	}
 	if _, err := s.file.ReadAt(header[:], offset); err != nil {
-		return false
+		return nil, frameTorn, err
 	}
 	length := int64(binary.BigEndian.Uint32(header[:4]))
-	if length > maxEntryBytes || offset+frameHeader+length > size {
-		return false
+	if length > maxEntryBytes {
+		return nil, frameTooLong, nil
+	}
+	if offset+frameHeader+length > size {
+		return nil, frameTorn, nil
 	}
 	body := make([]byte, length)
 	if _, err := s.file.ReadAt(body, offset+frameHeader); err != nil {
-		return false
+		return nil, frameTorn, err
 	}
-	return crc32.Checksum(body, crcTable) == binary.BigEndian.Uint32(header[4:])
+	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(header[4:]) {
+		return body, frameBadChecksum, nil
+	}
+	return body, frameIntact, nil
 }
 
 // lastCommandIndex is the index of the newest entry of records (not one of
