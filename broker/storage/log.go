@@ -64,6 +64,7 @@ type Log struct {
 
 	logEndOffset   atomic.Int64
 	logStartOffset atomic.Int64
+	highWatermark  atomic.Int64 // -1: the log end; see HighWatermark
 	syncedOffset   atomic.Int64 // every offset below is durable
 	failure        atomic.Pointer[error]
 
@@ -106,6 +107,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		config:   opts.Config,
 		appended: make(chan struct{}),
 	}
+	l.highWatermark.Store(-1)
 	l.durableWrites.cond.L = &l.durableWrites.mu
 	l.lastFlush = l.clock.Now()
 	l.indexIntervalBytes.Store(int64(opts.Config.IndexIntervalBytes))
@@ -244,9 +246,26 @@ func (l *Log) LogEndOffset() int64 { return l.logEndOffset.Load() }
 
 // HighWatermark is the offset below which consumers may read. A log with
 // one replica has every appended record on all its replicas at once, so it
-// equals the log end offset; replication will hold it back to what the
-// in-sync replicas have.
-func (l *Log) HighWatermark() int64 { return l.logEndOffset.Load() }
+// follows the log end offset; a replicated partition's leader holds it back
+// to what the in-sync replicas have (SetHighWatermark). It is never past
+// the log end, nor below the log start.
+func (l *Log) HighWatermark() int64 {
+	end := l.logEndOffset.Load()
+	hw := l.highWatermark.Load()
+	if hw < 0 || hw > end {
+		return end
+	}
+	return max(hw, l.logStartOffset.Load())
+}
+
+// SetHighWatermark sets the high watermark (replication decides it); -1
+// makes it follow the log end again. A rise wakes long polls, as an append
+// does: consumers read only below it.
+func (l *Log) SetHighWatermark(offset int64) {
+	if old := l.highWatermark.Swap(offset); old != offset {
+		l.notifyAppended()
+	}
+}
 
 // DurableOffset is the offset below which every record has been fsynced.
 func (l *Log) DurableOffset() int64 { return l.syncedOffset.Load() }

@@ -21,6 +21,12 @@ type AppendOptions struct {
 	// durable; the caller waits with WaitDurable(result.DurableAt). A
 	// connection can then append its next requests while the fsync runs.
 	DeferDurability bool
+	// FromLeader: the batches come from the partition's leader with their
+	// offsets and leader epochs set (a follower's fetch); they are written
+	// as they are, the first must start at the log end, and the producer
+	// states take them without checks. LeaderEpoch and LogAppendTime are
+	// ignored; each batch's epoch enters the epoch cache.
+	FromLeader bool
 }
 
 // AppendResult tells where the batches went.
@@ -95,6 +101,9 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 		return AppendResult{}, false, err
 	}
 	now := l.clock.Now()
+	if opts.FromLeader {
+		return l.appendFromLeaderLocked(records, recordCount, now)
+	}
 	if duplicate, err := l.checkProducersLocked(records); err != nil || duplicate != nil {
 		if err != nil {
 			return AppendResult{}, false, err
@@ -132,12 +141,8 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 	if opts.LogAppendTime {
 		result.LogAppendTime = now.UnixMilli()
 	}
-	position := active.size.Load()
 	offset := baseOffset
-	var idempotent []BatchHeader // producer state to record once written
-	for at := 0; at < len(records); {
-		batch := records[at:]
-		h := parseBatchHeader(batch)
+	stamp := func(batch []byte, h *BatchHeader) {
 		setBaseOffset(batch, offset)
 		setLeaderEpoch(batch, epoch)
 		if opts.LogAppendTime {
@@ -145,35 +150,101 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 			h.MaxTimestamp = result.LogAppendTime
 		}
 		h.BaseOffset = offset
+		offset = h.LastOffset() + 1
+	}
+	if err := l.writeBatchesLocked(active, records, now, stamp); err != nil {
+		return AppendResult{}, false, err
+	}
+	result.LogStartOffset = l.logStartOffset.Load()
+	return result, l.countUnflushedLocked(recordCount, opts.Durable, now), nil
+}
+
+// writeBatchesLocked writes records at the end of active with one write,
+// stamping each batch first (nil: written as they are), then indexes them
+// and records their producers' state.
+func (l *Log) writeBatchesLocked(active *segment, records []byte, now time.Time, stamp func(batch []byte, h *BatchHeader)) error {
+	position := active.size.Load()
+	var idempotent []BatchHeader // producer state to record once written
+	var end int64
+	for at := 0; at < len(records); {
+		batch := records[at:]
+		h := parseBatchHeader(batch)
+		if stamp != nil {
+			stamp(batch, &h)
+		}
 		active.addBatch(h, position+int64(at), l.config.IndexIntervalBytes)
 		if h.ProducerID >= 0 {
 			idempotent = append(idempotent, h)
 		}
-		offset = h.LastOffset() + 1
+		end = h.LastOffset() + 1
 		at += h.Size()
 	}
 	if _, err := active.log.WriteAt(records, position); err != nil {
-		return AppendResult{}, false, l.fail(err)
+		return l.fail(err)
 	}
 	for _, h := range idempotent {
 		l.producers.update(h, now.UnixMilli())
 	}
 	active.size.Store(position + int64(len(records)))
-	active.nextOffset.Store(offset)
-	l.logEndOffset.Store(offset)
-	result.LogStartOffset = l.logStartOffset.Load()
-
+	active.nextOffset.Store(end)
+	l.logEndOffset.Store(end)
 	if err := l.maybeWriteIndexesLocked(active); err != nil {
-		return AppendResult{}, false, l.fail(err)
+		return l.fail(err)
 	}
+	return nil
+}
+
+// countUnflushedLocked counts appended records towards flush.messages and
+// reports whether the append must wait for an fsync.
+func (l *Log) countUnflushedLocked(recordCount int, durable bool, now time.Time) bool {
 	l.unflushedMessages += int64(recordCount)
-	mustSync := opts.Durable && l.config.Flush.Mode == FlushOnDurable
+	mustSync := durable && l.config.Flush.Mode == FlushOnDurable
 	if l.config.Flush.Messages > 0 && l.unflushedMessages >= l.config.Flush.Messages {
 		mustSync = true
 		l.unflushedMessages = 0
 		l.lastFlush = now
 	}
-	return result, mustSync, nil
+	return mustSync
+}
+
+// appendFromLeaderLocked writes a follower's fetched batches as the leader
+// wrote them. Each batch's leader epoch newer than the cache's latest
+// starts there; the cache is on disk before the batches.
+func (l *Log) appendFromLeaderLocked(records []byte, recordCount int, now time.Time) (AppendResult, bool, error) {
+	first := parseBatchHeader(records)
+	end := l.logEndOffset.Load()
+	if first.BaseOffset != end {
+		return AppendResult{}, false, fmt.Errorf("%w: the leader's batches start at offset %d, but this log ends at %d", ErrOffsetOutOfRange, first.BaseOffset, end)
+	}
+	var last BatchHeader
+	for at := 0; at < len(records); at += last.Size() {
+		last = parseBatchHeader(records[at:])
+		if last.BaseOffset != end {
+			return AppendResult{}, false, &BatchError{Reason: fmt.Sprintf("the leader's batch at offset %d follows one that ends at %d", last.BaseOffset, end), kind: ErrCorruptMessage}
+		}
+		end = last.LastOffset() + 1
+	}
+	for at := 0; at < len(records); {
+		h := parseBatchHeader(records[at:])
+		if latest, known := l.epochs.latest(); !known || h.PartitionLeaderEpoch > latest.epoch {
+			if err := l.assignEpochLocked(h.PartitionLeaderEpoch, h.BaseOffset); err != nil {
+				return AppendResult{}, false, l.fail(err)
+			}
+		}
+		at += h.Size()
+	}
+	active := l.activeSegment()
+	if l.shouldRollLocked(active, int64(len(records)), last.LastOffset(), last.MaxTimestamp, now) {
+		var err error
+		if active, err = l.rollLocked(first.BaseOffset); err != nil {
+			return AppendResult{}, false, l.fail(err)
+		}
+	}
+	if err := l.writeBatchesLocked(active, records, now, nil); err != nil {
+		return AppendResult{}, false, err
+	}
+	result := AppendResult{BaseOffset: first.BaseOffset, LastOffset: end - 1, LogAppendTime: -1, LogStartOffset: l.logStartOffset.Load()}
+	return result, l.countUnflushedLocked(recordCount, false, now), nil
 }
 
 // maybeWriteIndexesLocked writes pending index entries once there is a

@@ -8,9 +8,9 @@ import (
 // Read returns whole batches, starting with the batch that holds offset,
 // up to maxBytes in all, but always at least one batch when offset is below
 // the high watermark, however large it is. Like Kafka it reads from one
-// segment at a time. offset == high watermark gives no bytes;
+// segment at a time. offset at or past the high watermark gives no bytes;
 // ErrOffsetOutOfRange is returned below the log start offset or above the
-// high watermark. The first batch may begin before offset: consumers skip
+// log end. The first batch may begin before offset: consumers skip
 // the records they did not ask for.
 func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 	return l.AppendRead(nil, offset, maxBytes)
@@ -18,12 +18,18 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 
 // AppendRead is Read that appends to dst, so callers can reuse buffers.
 func (l *Log) AppendRead(dst []byte, offset int64, maxBytes int) ([]byte, error) {
+	return l.AppendReadUpTo(dst, offset, maxBytes, l.HighWatermark())
+}
+
+// AppendReadUpTo is AppendRead with batches read below upTo instead of the
+// high watermark: a follower reads up to the leader's log end.
+func (l *Log) AppendReadUpTo(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	l.segmentsMu.RLock()
 	defer l.segmentsMu.RUnlock()
-	highWatermark := l.HighWatermark()
-	if err := l.checkRange(offset, highWatermark); err != nil {
+	if err := l.checkRange(offset, l.logEndOffset.Load()); err != nil {
 		return dst, err
 	}
+	highWatermark := min(upTo, l.logEndOffset.Load())
 	for i := l.segmentIndexLocked(offset); i < len(l.segments) && offset < highWatermark; i++ {
 		s := l.segments[i]
 		position, h, found, err := l.findBatch(s, offset)
@@ -41,9 +47,9 @@ func (l *Log) AppendRead(dst []byte, offset int64, maxBytes int) ([]byte, error)
 	return dst, nil
 }
 
-func (l *Log) checkRange(offset, highWatermark int64) error {
-	if start := l.logStartOffset.Load(); offset < start || offset > highWatermark {
-		return fmt.Errorf("%w: offset %d is outside [%d, %d]", ErrOffsetOutOfRange, offset, start, highWatermark)
+func (l *Log) checkRange(offset, end int64) error {
+	if start := l.logStartOffset.Load(); offset < start || offset > end {
+		return fmt.Errorf("%w: offset %d is outside [%d, %d]", ErrOffsetOutOfRange, offset, start, end)
 	}
 	return nil
 }

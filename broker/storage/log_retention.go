@@ -84,6 +84,21 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 	if offset < 0 || offset > highWatermark {
 		return 0, fmt.Errorf("%w: cannot delete records below %d: the high watermark is %d", ErrOffsetOutOfRange, offset, highWatermark)
 	}
+	return l.moveLogStartLocked(offset)
+}
+
+// FollowLogStart moves a follower's log start up to the leader's (its
+// retention or DeleteRecords), as far as this log reaches.
+func (l *Log) FollowLogStart(offset int64) (int64, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	return l.moveLogStartLocked(min(offset, l.logEndOffset.Load()))
+}
+
+func (l *Log) moveLogStartLocked(offset int64) (int64, error) {
 	if offset <= l.logStartOffset.Load() {
 		return l.logStartOffset.Load(), nil
 	}

@@ -1,0 +1,116 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// TestAppendFromLeader: a follower writes the leader's batches as they
+// are (offsets, epochs, producer ids), its epoch cache is rebuilt from
+// them, and the two logs read back byte for byte the same.
+func TestAppendFromLeader(t *testing.T) {
+	leader := openTestLog(t, smallConfig())
+	follower := openTestLog(t, smallConfig())
+	follower.dir = "/data/orders-0-follower"
+	follower.reopen(t)
+	for i := range 30 {
+		epoch := int32(2)
+		if i >= 20 {
+			epoch = 5
+		}
+		leader.mustAppend(t, makeBatch(batchSpec{records: 3, valueSize: 100, firstTimestamp: int64(i)}), AppendOptions{LeaderEpoch: epoch})
+	}
+	leader.mustAppend(t, idempotentBatch(9, 0, 0, 2), AppendOptions{LeaderEpoch: 5}) // 90-91
+
+	for offset := int64(0); offset < leader.LogEndOffset(); {
+		data, err := leader.AppendReadUpTo(nil, offset, 700, leader.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := follower.Append(data, AppendOptions{FromLeader: true, LeaderEpoch: 99, LogAppendTime: true})
+		if err != nil {
+			t.Fatalf("follower append at %d: %v", offset, err)
+		}
+		offset = r.LastOffset + 1
+	}
+	if want, got := readEverything(t, leader.Log), readEverything(t, follower.Log); !bytes.Equal(want, got) {
+		t.Fatalf("the follower's log differs from the leader's: %d bytes against %d", len(got), len(want))
+	}
+	for _, epoch := range []int32{2, 5} {
+		le, lo := leader.EndOffsetForEpoch(epoch)
+		fe, fo := follower.EndOffsetForEpoch(epoch)
+		if le != fe || lo != fo {
+			t.Fatalf("epoch %d: leader (%d, %d), follower (%d, %d)", epoch, le, lo, fe, fo)
+		}
+	}
+	// The producer's state came along: a retry is a duplicate on the
+	// follower once it leads.
+	if r := follower.mustAppend(t, idempotentBatch(9, 0, 0, 2), AppendOptions{LeaderEpoch: 6}); !r.Duplicate || r.BaseOffset != 90 {
+		t.Fatalf("retry on the follower: %+v, want the duplicate at 90", r)
+	}
+	// A batch that does not start at the log end is refused.
+	stale, _ := leader.AppendReadUpTo(nil, 0, 1, leader.LogEndOffset())
+	if _, err := follower.Append(stale, AppendOptions{FromLeader: true}); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("a batch from the past: %v, want ErrOffsetOutOfRange", err)
+	}
+}
+
+// TestHighWatermark: set by replication, it bounds what Read returns but
+// not what a follower reads, offsets between it and the log end are not
+// out of range, and a rise wakes long polls.
+func TestHighWatermark(t *testing.T) {
+	tl := openTestLog(t, smallConfig())
+	for i := range 10 {
+		tl.mustAppend(t, simpleBatch(1, int64(i)), AppendOptions{})
+	}
+	if tl.HighWatermark() != 10 {
+		t.Fatalf("an unreplicated log's high watermark is its end: %d", tl.HighWatermark())
+	}
+	tl.SetHighWatermark(4)
+	if h := readAll(t, tl.Log); len(h) != 4 {
+		t.Fatalf("read %d batches below the high watermark 4", len(h))
+	}
+	if data, err := tl.Read(7, 1<<20); err != nil || len(data) != 0 {
+		t.Fatalf("read at 7, between the high watermark and the end: %d bytes, %v; want none and no error", len(data), err)
+	}
+	if data, err := tl.AppendReadUpTo(nil, 7, 1<<20, tl.LogEndOffset()); err != nil || parseLastOffset(data) != 9 {
+		t.Fatalf("a follower's read at 7: %v", err)
+	}
+	if _, err := tl.Read(11, 1); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("past the end: %v", err)
+	}
+	wake := tl.Appended()
+	tl.SetHighWatermark(8)
+	select {
+	case <-wake:
+	default:
+		t.Fatal("a rising high watermark did not wake the long poll")
+	}
+	if end, err := tl.TruncateTo(6); err != nil || end != 6 || tl.HighWatermark() != 6 {
+		t.Fatalf("truncated below the high watermark: end %d, high watermark %d (%v)", end, tl.HighWatermark(), err)
+	}
+	if start, err := tl.FollowLogStart(50); err != nil || start != 6 {
+		t.Fatalf("a leader's log start past this log's end: %d %v, want 6", start, err)
+	}
+}
+
+func parseLastOffset(data []byte) int64 {
+	last := int64(-1)
+	_ = WalkBatchHeaders(data, func(h BatchHeader) error { last = h.LastOffset(); return nil })
+	return last
+}
+
+func readEverything(t *testing.T, l *Log) []byte {
+	t.Helper()
+	var all []byte
+	for offset := l.LogStartOffset(); offset < l.LogEndOffset(); {
+		data, err := l.AppendReadUpTo(nil, offset, 1<<20, l.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, data...)
+		offset = parseLastOffset(data) + 1
+	}
+	return all
+}
