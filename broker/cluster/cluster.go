@@ -36,6 +36,7 @@ import (
 	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/quorum"
+	"github.com/kqstack/kqstack/broker/replica"
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
@@ -55,6 +56,8 @@ type Partition struct {
 	// Log is the partition's log on this broker; nil when this broker
 	// holds no replica of it.
 	Log *storage.Log
+	// Replica replicates Log (nil with it): it leads or follows.
+	Replica *replica.Replica
 	// state is the partition's assignment in the newest image.
 	state atomic.Pointer[metadata.Partition]
 }
@@ -123,6 +126,9 @@ type Cluster struct {
 
 	producerIDs producerIDBlock
 
+	// fetchers copy the partitions this broker follows from their leaders.
+	fetchers *replica.Fetchers
+
 	controllerState controllerState // in a cluster of several only
 
 	groups *group.Coordinator
@@ -188,6 +194,7 @@ func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger,
 func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, controllerListener net.Listener) (_ *Cluster, err error) {
 	c := &Cluster{cfg: cfg, clock: clk, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	c.fetchers = replica.NewFetchers(cfg.NodeID, logger, c.interBrokerAddress)
 	if err := c.removeDeletedDirs(); err != nil {
 		if controllerListener != nil {
 			_ = controllerListener.Close()
@@ -218,6 +225,7 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, contro
 	}
 	defer func() {
 		if err != nil {
+			c.fetchers.Close()
 			c.closeLogs()
 			_ = c.quorum.Close()
 		}
@@ -294,7 +302,27 @@ func (c *Cluster) openPartition(t *Topic, index int32) (*Partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Partition{Topic: t.Name, Index: index, Log: log}, nil
+	r := replica.New(log, replica.Options{Self: c.cfg.NodeID, TopicID: t.ID, Topic: t.Name, Index: index, Clock: c.clock, Logger: c.logger,
+		LagTimeMax: time.Duration(c.cfg.ReplicaLagTimeMaxMs) * time.Millisecond, Propose: c.proposePartitionChange})
+	return &Partition{Topic: t.Name, Index: index, Log: log, Replica: r}, nil
+}
+
+// proposePartitionChange commits a leader's ISR change.
+func (c *Cluster) proposePartitionChange(change metadata.PartitionChangeRecord) error {
+	_, err := c.propose(metadata.Record{PartitionChange: &change})
+	return err
+}
+
+// interBrokerAddress is where followers fetch from a broker.
+func (c *Cluster) interBrokerAddress(id int32) (string, bool) {
+	b, ok := c.quorum.Image().Broker(id)
+	if !ok {
+		return "", false
+	}
+	if b.InterBroker != "" {
+		return b.InterBroker, true
+	}
+	return b.Advertise, b.Advertise != ""
 }
 
 // removeDeletedDirs finishes deletions a stop interrupted.
@@ -452,12 +480,18 @@ func (c *Cluster) maintain() {
 	defer logTicker.Stop()
 	groupTicker := time.NewTicker(groupTickInterval)
 	defer groupTicker.Stop()
+	// Kafka checks for lagging followers every half of the lag time.
+	replicaTicker := time.NewTicker(time.Duration(c.cfg.ReplicaLagTimeMaxMs) * time.Millisecond / 2)
+	defer replicaTicker.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-groupTicker.C:
 			c.groups.Tick()
+			continue
+		case <-replicaTicker.C:
+			c.eachReplica(func(r *replica.Replica) { r.Tick() })
 			continue
 		case <-logTicker.C:
 		}
@@ -480,6 +514,17 @@ func (c *Cluster) maintain() {
 	}
 }
 
+// eachReplica calls fn for every partition this broker holds.
+func (c *Cluster) eachReplica(fn func(*replica.Replica)) {
+	for _, t := range c.Topics() {
+		for _, p := range t.Partitions {
+			if p.Replica != nil {
+				fn(p.Replica)
+			}
+		}
+	}
+}
+
 // Close stops maintenance and closes every log cleanly.
 func (c *Cluster) Close() error {
 	close(c.stop)
@@ -488,6 +533,7 @@ func (c *Cluster) Close() error {
 		<-c.controllerDone
 	}
 	c.leaveService()
+	c.fetchers.Close()
 	// No more metadata is applied to the logs once they start closing.
 	c.mu.Lock()
 	c.serving = false

@@ -53,7 +53,7 @@ func TestTopicNamesAndConfigs(t *testing.T) {
 		{"cfg", 1, map[string]string{"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"}, nil},
 	}
 	for _, tt := range cases {
-		_, err := c.CreateTopic(tt.name, tt.partitions, tt.configs, false)
+		_, err := c.CreateTopic(tt.name, Placement{Partitions: tt.partitions, ReplicationFactor: -1}, tt.configs, false)
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%.20q: got %v, want %v", tt.name, err, tt.want)
 		}
@@ -71,10 +71,10 @@ func TestTopicNamesAndConfigs(t *testing.T) {
 func TestMetadataSurvivesRestartAndProducerIDsAreNotReused(t *testing.T) {
 	dir := t.TempDir()
 	c := openTestCluster(t, dir)
-	if _, err := c.CreateTopic("payments", 2, map[string]string{"retention.ms": "1000"}, false); err != nil {
+	if _, err := c.CreateTopic("payments", Placement{Partitions: 2, ReplicationFactor: -1}, map[string]string{"retention.ms": "1000"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateTopic("gone", 1, nil, false); err != nil {
+	if _, err := c.CreateTopic("gone", Placement{Partitions: 1, ReplicationFactor: -1}, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.DeleteTopic("gone"); err != nil {
@@ -149,7 +149,7 @@ func TestDataDirHasOneOwner(t *testing.T) {
 func TestLeaderEpochFollowsTheImage(t *testing.T) {
 	dir := t.TempDir()
 	c := openTestCluster(t, dir)
-	topic, err := c.CreateTopic("orders", 1, nil, false)
+	topic, err := c.CreateTopic("orders", Placement{Partitions: 1, ReplicationFactor: -1}, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 	// Registered fenced: in a cluster, the controller puts the broker in
 	// service at its first heartbeat (Kafka's way); alone, it does so
 	// itself.
-	records := []metadata.Record{{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch, Advertise: c.cfg.AdvertisedAddress()}}}
+	records := []metadata.Record{{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch, Advertise: c.cfg.AdvertisedAddress(), InterBroker: c.cfg.InterBrokerAddress()}}}
 	if c.controllerState.controller == nil {
 		records = append(records, metadata.Record{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: c.cfg.NodeID, Epoch: epoch}})
 	}

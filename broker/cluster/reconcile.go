@@ -51,7 +51,7 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 	for _, t := range image.Topics() {
 		local := c.byID[t.ID]
 		if local != nil && len(local.Partitions) == len(t.Partitions) && maps.Equal(local.Configs, t.Configs) {
-			errs = append(errs, c.followEpochs(local, t))
+			errs = append(errs, c.followState(local, t, false))
 			continue
 		}
 		next := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), settings: settingsFor(t.Configs, c.cfg.Log)}
@@ -89,29 +89,31 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 		if len(next.Partitions) == 0 {
 			continue // nothing of it could be opened: not served here
 		}
-		errs = append(errs, c.followEpochs(next, t))
+		errs = append(errs, c.followState(next, t, local != nil && !maps.Equal(local.Configs, t.Configs)))
 		c.topics[t.Name], c.byID[t.ID] = next, next
 	}
 	return errors.Join(errs...)
 }
 
-// followEpochs takes each partition's state from the image; where
-// this broker leads at a new epoch, the log records that the epoch begins
-// at its end before anything is appended in it (an empty log at epoch 0
-// keeps it in memory only: a log without the file is read as epoch 0).
-// Only partitions whose state changed are looked at.
-func (c *Cluster) followEpochs(local *Topic, t *metadata.Topic) error {
+// followState hands each partition's state from the image to its
+// replica, which leads or follows accordingly (a new leader records its
+// epoch at the log end before anything is appended in it), and tells the
+// fetchers. Only partitions whose state changed are looked at, unless the
+// topic's configs did.
+func (c *Cluster) followState(local *Topic, t *metadata.Topic, configsChanged bool) error {
 	var errs []error
 	for i, p := range local.Partitions {
 		state := t.Partitions[i]
-		if old := p.state.Load(); old != nil && old.PartitionEpoch == state.PartitionEpoch && old.LeaderEpoch == state.LeaderEpoch {
+		if old := p.state.Load(); !configsChanged && old != nil && old.PartitionEpoch == state.PartitionEpoch && old.LeaderEpoch == state.LeaderEpoch {
 			continue
 		}
-		if p.Log != nil && state.Leader == c.cfg.NodeID {
-			if err := p.Log.AssignLeaderEpoch(state.LeaderEpoch); err != nil {
-				errs = append(errs, fmt.Errorf("topic %q partition %d: recording leader epoch %d: %w", t.Name, i, state.LeaderEpoch, err))
+		if p.Replica != nil {
+			minISR := local.settings.minISR
+			if err := p.Replica.Update(state, minISR); err != nil {
+				errs = append(errs, fmt.Errorf("topic %q partition %d: %w", t.Name, i, err))
 				continue // tried again at the next change
 			}
+			c.fetchers.Set(p.Replica)
 		}
 		p.state.Store(&state)
 	}
@@ -136,6 +138,7 @@ func (c *Cluster) removeLocalLocked(t *Topic) {
 		if p.Log == nil {
 			continue
 		}
+		c.fetchers.Remove(p.Replica)
 		_ = p.Log.Close()
 		aside := p.Log.Dir() + deletedSuffix
 		if err := os.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {

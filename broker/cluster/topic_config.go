@@ -68,7 +68,7 @@ var topicConfigDefs = []topicConfigDef{
 	{"message.timestamp.type", "log.message.timestamp.type", "", func(config.LogDefaults) string { return "CreateTime" },
 		oneOf("CreateTime", "LogAppendTime")},
 	{"min.insync.replicas", "min.insync.replicas", "", func(config.LogDefaults) string { return "1" },
-		oneOf("1")},
+		intRule(1, ">= 1 (a topic of replication factor 2 or more is created with 2)")},
 	{"retention.bytes", "log.retention.bytes", "log.retention_bytes", func(l config.LogDefaults) string { return itoa(l.RetentionBytes) },
 		intRule(-1, ">= -1 (-1: no limit)")},
 	{"retention.ms", "log.retention.ms", "log.retention_ms", func(l config.LogDefaults) string { return itoa(l.RetentionMs) },
@@ -85,6 +85,8 @@ var topicConfigDefs = []topicConfigDef{
 		}},
 	{"segment.ms", "log.roll.ms", "log.segment_ms", func(l config.LogDefaults) string { return itoa(l.SegmentMs) },
 		intRule(1, ">= 1")},
+	{"unclean.leader.election.enable", "unclean.leader.election.enable", "", func(config.LogDefaults) string { return "false" },
+		oneOf("true", "false")},
 }
 
 func findTopicConfig(name string) (topicConfigDef, bool) {
@@ -150,6 +152,7 @@ type topicSettings struct {
 	log             storage.Config
 	maxMessageBytes int32
 	logAppendTime   bool
+	minISR          int
 }
 
 func settingsFor(overrides map[string]string, defaults config.LogDefaults) topicSettings {
@@ -188,5 +191,6 @@ func settingsFor(overrides map[string]string, defaults config.LogDefaults) topic
 		log:             c,
 		maxMessageBytes: int32(number("max.message.bytes")),
 		logAppendTime:   value("message.timestamp.type") == "LogAppendTime",
+		minISR:          int(number("min.insync.replicas")),
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	mathrand "math/rand/v2"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,13 +36,28 @@ func (c *Cluster) propose(records ...metadata.Record) (*metadata.Image, error) {
 	return image, nil
 }
 
-// CreateTopic creates a topic with partitions partitions (-1: the broker
-// default) and config overrides. With validateOnly it only checks.
-func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
+// Placement says where a new topic's partitions go: Partitions (-1: the
+// broker default) spread over the brokers in service with
+// ReplicationFactor replicas each (-1: default_replication_factor, or
+// min(3, brokers)), or Assignment, each partition's replicas in order
+// (the first is the preferred leader).
+type Placement struct {
+	Partitions        int32
+	ReplicationFactor int16
+	Assignment        [][]int32
+}
+
+// CreateTopic creates a topic placed as placement says, with config
+// overrides. With validateOnly it only checks. A topic of two replicas or
+// more gets min.insync.replicas=2 unless the configs say otherwise.
+func (c *Cluster) CreateTopic(name string, placement Placement, configs map[string]string, validateOnly bool) (*Topic, error) {
 	if err := CheckTopicName(name); err != nil {
 		return nil, err
 	}
-	if partitions == -1 {
+	partitions := placement.Partitions
+	if len(placement.Assignment) > 0 {
+		partitions = int32(len(placement.Assignment))
+	} else if partitions == -1 {
 		partitions = c.cfg.DefaultPartitions
 	}
 	if partitions < 1 || partitions > 100000 {
@@ -52,17 +69,39 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	if _, exists := c.quorum.Image().Topic(name); exists {
 		return nil, fmt.Errorf("%w: topic %q already exists", kerr.TopicAlreadyExists, name)
 	}
+	var id TopicID
+	_, _ = rand.Read(id[:])
+	var placed []metadata.Record
+	var err error
+	if len(placement.Assignment) > 0 {
+		placed, err = c.assignPartitions(id, 0, placement.Assignment)
+	} else {
+		placed, err = c.placePartitions(id, 0, partitions, placement.ReplicationFactor)
+	}
+	if err != nil {
+		return nil, err
+	}
 	overrides := maps.Clone(configs)
 	if overrides == nil {
 		overrides = map[string]string{}
 	}
-	if validateOnly {
-		return &Topic{Name: name, Configs: overrides, settings: settingsFor(overrides, c.cfg.Log), Partitions: make([]*Partition, partitions)}, nil
+	if _, set := overrides["min.insync.replicas"]; !set && len(placed[0].Partition.Replicas) >= 2 {
+		overrides["min.insync.replicas"] = "2"
 	}
-	var id TopicID
-	_, _ = rand.Read(id[:])
+	if minISR, _ := strconv.Atoi(overrides["min.insync.replicas"]); minISR > len(placed[0].Partition.Replicas) {
+		c.logger.Warn("min.insync.replicas is above the replication factor: acks=all produces will be refused", "topic", name,
+			"min.insync.replicas", minISR, "replication_factor", len(placed[0].Partition.Replicas))
+	}
+	if validateOnly {
+		t := &Topic{Name: name, Configs: overrides, settings: settingsFor(overrides, c.cfg.Log), Partitions: make([]*Partition, partitions)}
+		for i, r := range placed {
+			t.Partitions[i] = &Partition{Topic: name, Index: int32(i)}
+			t.Partitions[i].state.Store(&metadata.Partition{Replicas: r.Partition.Replicas, ISR: r.Partition.ISR, Leader: r.Partition.Leader})
+		}
+		return t, nil
+	}
 	records := []metadata.Record{{Topic: &metadata.TopicRecord{Name: name, ID: id}}}
-	records = append(records, c.placePartitions(id, 0, partitions)...)
+	records = append(records, placed...)
 	for key, value := range overrides {
 		records = append(records, metadata.Record{Config: &metadata.ConfigRecord{TopicID: id, Name: key, Value: &value}})
 	}
@@ -73,29 +112,82 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	if !ok {
 		return nil, fmt.Errorf("%w: topic %q was created, but this broker could not open its partitions; see its log", kerr.KafkaStorageError, name)
 	}
-	c.logger.Info("created topic", "topic", name, "partitions", partitions, "configs", overrides)
+	c.logger.Info("created topic", "topic", name, "partitions", partitions, "replication_factor", len(placed[0].Partition.Replicas), "configs", overrides)
 	return t, nil
 }
 
+// ReplicationFactor is the number of replicas of the topic's partitions.
+func (t *Topic) ReplicationFactor() int16 {
+	if len(t.Partitions) == 0 {
+		return 0
+	}
+	return int16(len(t.Partitions[0].State().Replicas))
+}
+
+// brokersInService are the ids of the unfenced brokers, sorted; this
+// broker alone before it registered.
+func (c *Cluster) brokersInService() []int32 {
+	var ids []int32
+	for _, b := range c.Brokers() {
+		ids = append(ids, b.NodeID)
+	}
+	if len(ids) == 0 {
+		ids = []int32{c.cfg.NodeID}
+	}
+	return ids
+}
+
 // placePartitions assigns partitions first to first+count-1 of a topic
-// to the brokers in service, round robin from a random one, as Kafka
-// spreads leaders. One replica each: replication is not there yet.
-func (c *Cluster) placePartitions(id TopicID, first, count int32) []metadata.Record {
-	brokers := []int32{c.cfg.NodeID}
-	if inService := c.Brokers(); len(inService) > 0 {
-		brokers = brokers[:0]
-		for _, b := range inService {
-			brokers = append(brokers, b.NodeID)
+// to the brokers in service: leaders round robin from a random broker, as
+// Kafka spreads them, and the followers on the brokers after each leader.
+func (c *Cluster) placePartitions(id TopicID, first, count int32, replicationFactor int16) ([]metadata.Record, error) {
+	brokers := c.brokersInService()
+	rf := int(replicationFactor)
+	if rf == -1 {
+		rf = int(c.cfg.DefaultReplicationFactor)
+		if rf == 0 {
+			rf = min(3, len(brokers))
 		}
 	}
-	start := int32(mathrand.IntN(len(brokers)))
+	if rf < 1 || rf > len(brokers) {
+		return nil, fmt.Errorf("%w: replication factor %d, but %d brokers are in service %v; use at most %d, or -1 for the default",
+			kerr.InvalidReplicationFactor, rf, len(brokers), brokers, len(brokers))
+	}
+	start := mathrand.IntN(len(brokers))
 	records := make([]metadata.Record, 0, count)
 	for i := first; i < first+count; i++ {
-		replica := brokers[(start+i)%int32(len(brokers))]
+		replicas := make([]int32, rf)
+		for j := range replicas {
+			replicas[j] = brokers[(start+int(i)+j)%len(brokers)]
+		}
 		records = append(records, metadata.Record{Partition: &metadata.PartitionRecord{TopicID: id, Partition: i,
-			Replicas: []int32{replica}, ISR: []int32{replica}, Leader: replica}})
+			Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0]}})
 	}
-	return records
+	return records, nil
+}
+
+// assignPartitions places partitions from first on the replicas given:
+// registered brokers, none twice in a partition, as many for each.
+func (c *Cluster) assignPartitions(id TopicID, first int32, assignment [][]int32) ([]metadata.Record, error) {
+	image := c.quorum.Image()
+	records := make([]metadata.Record, 0, len(assignment))
+	for i, replicas := range assignment {
+		partition := first + int32(i)
+		if len(replicas) == 0 || len(replicas) != len(assignment[0]) {
+			return nil, fmt.Errorf("%w: partition %d has %d replicas; every partition needs the same number, at least 1", kerr.InvalidReplicaAssignment, partition, len(replicas))
+		}
+		for j, r := range replicas {
+			if slices.Contains(replicas[:j], r) {
+				return nil, fmt.Errorf("%w: partition %d lists broker %d twice", kerr.InvalidReplicaAssignment, partition, r)
+			}
+			if _, ok := image.Broker(r); !ok && !(r == c.cfg.NodeID && len(image.Brokers()) == 0) {
+				return nil, fmt.Errorf("%w: partition %d: broker %d is not registered (brokers: %v)", kerr.InvalidReplicaAssignment, partition, r, c.brokersInService())
+			}
+		}
+		records = append(records, metadata.Record{Partition: &metadata.PartitionRecord{TopicID: id, Partition: partition,
+			Replicas: slices.Clone(replicas), ISR: slices.Clone(replicas), Leader: replicas[0]}})
+	}
+	return records, nil
 }
 
 // DeleteTopic deletes a topic and its data.
@@ -126,7 +218,10 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	if validateOnly {
 		return nil
 	}
-	records := c.placePartitions(t.ID, int32(len(t.Partitions)), count-int32(len(t.Partitions)))
+	records, err := c.placePartitions(t.ID, int32(len(t.Partitions)), count-int32(len(t.Partitions)), int16(len(t.Partitions[0].Replicas)))
+	if err != nil {
+		return err
+	}
 	if _, err := c.propose(records...); err != nil {
 		return err
 	}

@@ -44,6 +44,19 @@ type Config struct {
 	// fenced, and its partitions get other leaders
 	// (broker.session.timeout.ms).
 	BrokerSessionTimeoutMs int64 `yaml:"broker_session_timeout_ms"`
+	// InterBrokerListen is an extra host:port the Kafka listener binds for
+	// the other brokers' follower fetches; empty: they use listen.
+	InterBrokerListen string `yaml:"inter_broker_listen"`
+	// InterBrokerAdvertise is the host:port the other brokers fetch from;
+	// empty: inter_broker_listen, else advertise.
+	InterBrokerAdvertise string `yaml:"inter_broker_advertise"`
+	// ReplicaLagTimeMaxMs: a follower that has not caught up with the
+	// leader's log end for this long leaves the ISR
+	// (replica.lag.time.max.ms).
+	ReplicaLagTimeMaxMs int64 `yaml:"replica_lag_time_max_ms"`
+	// DefaultReplicationFactor is default.replication.factor, for
+	// auto-created topics and CreateTopics with -1; 0: min(3, brokers).
+	DefaultReplicationFactor int32 `yaml:"default_replication_factor"`
 	// DataDir holds the partition logs and the broker's metadata.
 	DataDir string `yaml:"data_dir"`
 	// ClusterID is reported to clients; empty means one is generated at the
@@ -122,6 +135,7 @@ func Default() Config {
 
 		BrokerHeartbeatIntervalMs: 2000,
 		BrokerSessionTimeoutMs:    9000,
+		ReplicaLagTimeMaxMs:       30000,
 
 		QueuedMaxRequestBytes: 256 << 20,
 		MaxConnections:        4096,
@@ -177,6 +191,17 @@ func (c Config) AdvertisedAddress() string {
 	return c.Listen
 }
 
+// InterBrokerAddress is the host:port the other brokers fetch from.
+func (c Config) InterBrokerAddress() string {
+	switch {
+	case c.InterBrokerAdvertise != "":
+		return c.InterBrokerAdvertise
+	case c.InterBrokerListen != "":
+		return c.InterBrokerListen
+	}
+	return c.AdvertisedAddress()
+}
+
 // Validate names the first field that is wrong and says what is allowed.
 func (c Config) Validate() error {
 	if c.NodeID < 0 {
@@ -210,6 +235,20 @@ func (c Config) Validate() error {
 	}
 	if c.BrokerSessionTimeoutMs <= c.BrokerHeartbeatIntervalMs || c.BrokerSessionTimeoutMs > maxDurationMs {
 		return fieldError("broker_session_timeout_ms", c.BrokerSessionTimeoutMs, "must be longer than broker_heartbeat_interval_ms (Kafka's default: 9000)")
+	}
+	if c.ReplicaLagTimeMaxMs < 1 || c.ReplicaLagTimeMaxMs > maxDurationMs {
+		return fieldError("replica_lag_time_max_ms", c.ReplicaLagTimeMaxMs, "must be positive (Kafka's default: 30000)")
+	}
+	if c.DefaultReplicationFactor < 0 || c.DefaultReplicationFactor > 32 {
+		return fieldError("default_replication_factor", c.DefaultReplicationFactor, "must be between 1 and 32, or 0 for min(3, brokers)")
+	}
+	for field, address := range map[string]string{"inter_broker_listen": c.InterBrokerListen, "inter_broker_advertise": c.InterBrokerAdvertise} {
+		if address == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(address); err != nil {
+			return fieldError(field, address, "must be host:port, or empty to use the client listener")
+		}
 	}
 	if c.DefaultPartitions < 1 {
 		return fieldError("default_partitions", c.DefaultPartitions, "must be at least 1")

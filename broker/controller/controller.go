@@ -10,8 +10,9 @@
 //     member: the ISR never empties, so the last replica known to be in
 //     sync stays known), and each partition it led gets a new leader from
 //     the rest of its ISR, with leader epoch + 1; with none left, the
-//     partition has no leader (-1) until one comes back. Unclean election
-//     (a replica outside the ISR) is never done here.
+//     partition has no leader (-1) until one comes back, unless the topic
+//     has unclean.leader.election.enable=true: then any replica in service
+//     leads, alone in the ISR.
 //   - A fenced broker that heartbeats again, with its registered epoch, is
 //     unfenced once two heartbeats came after the fence was seen (one could
 //     have been on its way when a broker fenced itself to stop);
@@ -113,8 +114,9 @@ func (c *Controller) Tick(image *metadata.Image, now time.Time) []metadata.Recor
 		inService[b.ID] = alive
 	}
 	for _, t := range image.Topics() {
+		unclean := t.Configs["unclean.leader.election.enable"] == "true"
 		for i, p := range t.Partitions {
-			if change, ok := elect(p, inService); ok {
+			if change, ok := elect(p, inService, unclean); ok {
 				change.TopicID, change.Partition = t.ID, int32(i)
 				records = append(records, metadata.Record{PartitionChange: &change})
 			}
@@ -124,7 +126,9 @@ func (c *Controller) Tick(image *metadata.Image, now time.Time) []metadata.Recor
 }
 
 // elect decides a partition's ISR and leader given the brokers in service.
-func elect(p metadata.Partition, inService map[int32]bool) (metadata.PartitionChangeRecord, bool) {
+// The change names the epochs it was decided at: applied after another
+// change of the partition, it is refused, and the next tick decides again.
+func elect(p metadata.Partition, inService map[int32]bool, unclean bool) (metadata.PartitionChangeRecord, bool) {
 	var isr []int32
 	for _, r := range p.ISR {
 		if inService[r] {
@@ -147,7 +151,17 @@ func elect(p metadata.Partition, inService map[int32]bool) (metadata.PartitionCh
 			}
 		}
 	}
-	var change metadata.PartitionChangeRecord
+	if leader == -1 && unclean {
+		// unclean.leader.election.enable: any replica in service rather
+		// than none, at the price of what only the ISR had.
+		for _, r := range p.Replicas {
+			if inService[r] {
+				leader, isr = r, []int32{r}
+				break
+			}
+		}
+	}
+	change := metadata.PartitionChangeRecord{ExpectLeaderEpoch: &p.LeaderEpoch, ExpectPartitionEpoch: &p.PartitionEpoch}
 	changed := false
 	if !slices.Equal(isr, p.ISR) {
 		change.ISR, changed = isr, true

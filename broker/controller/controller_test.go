@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -182,5 +183,47 @@ func TestFencedBrokersStayOutUntilTheyHeartbeat(t *testing.T) {
 	image = apply(t, image, c.Tick(image, t0.Add(3*time.Second)))
 	if b, _ := image.Broker(2); b.Fenced {
 		t.Fatal("the restarted broker's heartbeat did not put it in service")
+	}
+}
+
+// TestStaleDecisionsAndUncleanElection: a controller's change decided on
+// an older state of a partition is refused by the image, and a topic with
+// unclean.leader.election.enable gets a leader from outside the ISR when
+// no in-sync replica is left.
+func TestStaleDecisionsAndUncleanElection(t *testing.T) {
+	image := cluster3(t)
+	c := New(9 * time.Second)
+	c.Lead(t0)
+	for _, b := range []int32{1, 2} {
+		c.Heartbeat(b, 10, t0.Add(9*time.Second))
+	}
+	records := c.Tick(image, t0.Add(10*time.Second)) // broker 3 is fenced
+	// Meanwhile the leader of orders-0 took 3 out of its ISR itself.
+	one := int32(1)
+	leaderEpoch, partitionEpoch := int32(0), int32(0)
+	image = apply(t, image, []metadata.Record{{PartitionChange: &metadata.PartitionChangeRecord{TopicID: metadata.TopicID{15: 1}, Partition: 0,
+		ISR: []int32{1, 2}, ExpectLeaderEpoch: &leaderEpoch, ExpectPartitionEpoch: &partitionEpoch, FromLeader: &one}}})
+	var stale *metadata.StaleChangeError
+	if _, err := image.Apply(records); !errors.As(err, &stale) || stale.Code != metadata.StalePartitionEpoch {
+		t.Fatalf("a decision on the older state: %v, want a stale partition epoch", err)
+	}
+	// The next tick decides on the new state, and its change applies.
+	image = apply(t, image, c.Tick(image, t0.Add(10*time.Second)))
+	if p := partition(image, "single", 0); p.Leader != -1 {
+		t.Fatalf("single-0 without unclean election: leader %d, want none", p.Leader)
+	}
+
+	// The ISR's only member is gone; with unclean election on, another
+	// replica in service leads, alone in the ISR.
+	p := metadata.Partition{Replicas: []int32{1, 2, 3}, ISR: []int32{1}, Leader: -1}
+	inService := map[int32]bool{2: true, 3: true}
+	if change, ok := elect(p, inService, false); ok {
+		t.Fatalf("clean election without an in-sync replica: %+v", change)
+	}
+	if change, ok := elect(p, inService, true); !ok || change.Leader == nil || *change.Leader != 2 || !slices.Equal(change.ISR, []int32{2}) {
+		t.Fatalf("unclean election: %+v %v, want broker 2 alone in the ISR", change, ok)
+	}
+	if _, ok := elect(p, map[int32]bool{}, true); ok {
+		t.Fatal("unclean election with no replica in service changed something")
 	}
 }

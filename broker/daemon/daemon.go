@@ -67,18 +67,34 @@ func Run(args []string, stderr io.Writer) int {
 	}
 	// With port 0 the system picks one: clients must be told that one.
 	cfg.Listen = ln.Addr().String()
+	var interBrokerLn net.Listener
+	if cfg.InterBrokerListen != "" {
+		if interBrokerLn, err = net.Listen("tcp", cfg.InterBrokerListen); err != nil {
+			logger.Error("cannot listen for the other brokers", "inter_broker_listen", cfg.InterBrokerListen, "err", err)
+			_ = ln.Close()
+			adminServer.shutdown(context.Background())
+			return 1
+		}
+		cfg.InterBrokerListen = interBrokerLn.Addr().String()
+	}
 	cl, err := cluster.Open(cfg, clock.System{}, logger)
 	if err != nil {
 		logger.Error("cannot open the data directory", "data_dir", cfg.DataDir, "err", err)
 		_ = ln.Close()
+		if interBrokerLn != nil {
+			_ = interBrokerLn.Close()
+		}
 		adminServer.shutdown(context.Background())
 		return 1
 	}
 	srv := server.New(cl, logger)
 	brokerMetrics := metrics.New(cl)
 	srv.SetMetrics(brokerMetrics)
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if interBrokerLn != nil {
+		go func() { serveErr <- srv.Serve(interBrokerLn) }()
+	}
 	var web *console.Console
 	if adminServer != nil {
 		if web, err = console.New(ln.Addr().String(), 5*time.Second); err != nil {
@@ -130,6 +146,8 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 	nodeID := flags.Int("node-id", int(defaults.NodeID), "broker id")
 	voters := flags.String("controller-quorum-voters", "", "the metadata quorum's voters, id@host:port,... (default: this broker alone)")
 	controllerListen := flags.String("controller-listen", "", "host:port of this broker's quorum member, its address in the voters list")
+	interBrokerListen := flags.String("inter-broker-listen", "", "an extra host:port for the other brokers' follower fetches (default: they use -listen)")
+	interBrokerAdvertise := flags.String("inter-broker-advertise", "", "host:port the other brokers fetch from (default: -inter-broker-listen, else -advertise)")
 	autoCreate := booleanFlag(defaults.AutoCreateTopics)
 	flags.Var(&autoCreate, "auto-create-topics", "true or false: create the topics that producers and metadata requests name")
 	logLevel := flags.String("log-level", "info", "debug, info, warn or error")
@@ -166,6 +184,10 @@ func parseConfig(args []string, stderr io.Writer) (config.Config, slog.Level, er
 			cfg.ControllerQuorumVoters = *voters
 		case "controller-listen":
 			cfg.ControllerListen = *controllerListen
+		case "inter-broker-listen":
+			cfg.InterBrokerListen = *interBrokerListen
+		case "inter-broker-advertise":
+			cfg.InterBrokerAdvertise = *interBrokerAdvertise
 		case "auto-create-topics":
 			cfg.AutoCreateTopics = bool(autoCreate)
 		}

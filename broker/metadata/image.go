@@ -223,6 +223,9 @@ func (b *builder) apply(r Record) error {
 			return fmt.Errorf("topic %q has no partition %d", t.Name, rec.Partition)
 		}
 		p := t.Partitions[rec.Partition]
+		if err := b.checkExpected(rec, p); err != nil {
+			return fmt.Errorf("topic %q partition %d: %w", t.Name, rec.Partition, err)
+		}
 		if rec.ISR != nil {
 			p.ISR = slices.Clone(rec.ISR)
 		}
@@ -265,6 +268,50 @@ func (b *builder) apply(r Record) error {
 	}
 	return nil
 }
+
+// checkExpected refuses a change decided on another state of p, or a
+// leader's that adds a fenced broker to the ISR, in the order Kafka's
+// controller checks an AlterPartition.
+func (b *builder) checkExpected(rec *PartitionChangeRecord, p Partition) error {
+	if rec.ExpectLeaderEpoch != nil && *rec.ExpectLeaderEpoch != p.LeaderEpoch {
+		return &StaleChangeError{Reason: fmt.Sprintf("decided at leader epoch %d, the partition is at %d", *rec.ExpectLeaderEpoch, p.LeaderEpoch), Code: StaleLeaderEpoch}
+	}
+	if rec.FromLeader != nil && *rec.FromLeader != p.Leader {
+		return &StaleChangeError{Reason: fmt.Sprintf("broker %d asked, but %d leads", *rec.FromLeader, p.Leader), Code: NotLeader}
+	}
+	if rec.ExpectPartitionEpoch != nil && *rec.ExpectPartitionEpoch != p.PartitionEpoch {
+		return &StaleChangeError{Reason: fmt.Sprintf("decided at partition epoch %d, the partition is at %d", *rec.ExpectPartitionEpoch, p.PartitionEpoch), Code: StalePartitionEpoch}
+	}
+	if rec.FromLeader != nil {
+		for _, r := range rec.ISR {
+			if broker, ok := b.next.brokers[r]; !slices.Contains(p.ISR, r) && (!ok || broker.Fenced) {
+				return &StaleChangeError{Reason: fmt.Sprintf("broker %d is fenced and cannot join the ISR", r), Code: IneligibleReplica}
+			}
+		}
+	}
+	return nil
+}
+
+// StaleChangeError is a partition change refused because the partition
+// moved on since it was decided (or a replica may not join the ISR).
+type StaleChangeError struct {
+	Reason string
+	Code   StaleCode
+}
+
+// StaleCode says why a change was stale, in Kafka's terms.
+type StaleCode int
+
+// Why a change is stale: FENCED_LEADER_EPOCH, INVALID_REQUEST (sender not
+// the leader), INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA.
+const (
+	StaleLeaderEpoch StaleCode = iota + 1
+	NotLeader
+	StalePartitionEpoch
+	IneligibleReplica
+)
+
+func (e *StaleChangeError) Error() string { return "stale partition change: " + e.Reason }
 
 // check applies the invariants of an assignment: replicas distinct, the
 // ISR a subset of them, the leader in the ISR (or none).

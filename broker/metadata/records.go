@@ -89,11 +89,23 @@ type PartitionRecord struct {
 // PartitionChangeRecord changes a partition's ISR or leader. A new leader
 // bumps the leader epoch; every change bumps the partition epoch. Unset
 // fields stay as they are.
+//
+// A change decided on a state of the partition names that state's epochs
+// (Expect*): applied to any other, it is refused with a *StaleChangeError,
+// so a leader's ISR change (Kafka's AlterPartition) and the controller's
+// elections never undo each other. A leader's change that adds a fenced
+// broker to the ISR is refused too.
 type PartitionChangeRecord struct {
 	TopicID   TopicID `json:"topic_id"`
 	Partition int32   `json:"partition"`
 	ISR       []int32 `json:"isr,omitempty"`
 	Leader    *int32  `json:"leader,omitempty"`
+	// ExpectLeaderEpoch and ExpectPartitionEpoch: the state decided on.
+	ExpectLeaderEpoch    *int32 `json:"expect_leader_epoch,omitempty"`
+	ExpectPartitionEpoch *int32 `json:"expect_partition_epoch,omitempty"`
+	// FromLeader is the broker that asked (a leader's ISR change), -1 or
+	// unset for the controller.
+	FromLeader *int32 `json:"from_leader,omitempty"`
 }
 
 // ConfigRecord sets a topic config override; a nil Value removes it.

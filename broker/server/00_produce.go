@@ -7,17 +7,25 @@ package server
 //   v9: flexible.
 //   v10, v11: no change for a single broker (KIP-951 leader hints are
 //   tagged fields left empty).
-// acks=0 gets no response at all. acks=-1 waits until the batches are
-// durable under the broker's flush policy (fsync with group commit by
-// default); acks=1 answers once they are written.
+// acks=0 gets no response at all; acks=1 answers once the leader wrote the
+// batches. acks=-1 is refused before appending while the ISR is below
+// min.insync.replicas (NOT_ENOUGH_REPLICAS); after appending it waits
+// until the batches are durable on the leader under the broker's flush
+// policy (fsync with group commit by default) and the high watermark has
+// passed them, i.e. every in-sync replica has them (on disk, in durable
+// mode): REQUEST_TIMED_OUT at the request's timeout,
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+// min.insync.replicas meanwhile.
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/replica"
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
@@ -36,6 +44,7 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	case r.TransactionID != nil:
 		requestErr = fmt.Errorf("%w: transactions are not supported yet; produce without a transactional id", kerr.TransactionalIDAuthorizationFailed)
 	}
+	deadline := time.Now().Add(time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond)
 	var durable []durableWait
 	for ti, rt := range r.Topics {
 		topic := kmsg.NewProduceResponseTopic()
@@ -56,7 +65,7 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 				if err == nil {
 					c.server.metrics.Produced(t.Name, size, records)
 				}
-				if wait.log != nil {
+				if wait.replica != nil {
 					wait.topic, wait.partition = ti, pi
 					durable = append(durable, wait)
 				}
@@ -75,11 +84,11 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		return nil, nil
 	}
 	if len(durable) > 0 {
-		// acks=all: the writer waits for the fsync; this connection's next
-		// request is read meanwhile and can share it.
+		// acks=all: the writer waits for the fsync and the followers; this
+		// connection's next request is read meanwhile and can share them.
 		c.deferFinish(func() {
 			for _, w := range durable {
-				if err := w.log.WaitDurable(w.offset); err != nil {
+				if err := w.wait(deadline); err != nil {
 					p := &resp.Topics[w.topic].Partitions[w.partition]
 					p.ErrorCode, p.ErrorMessage, p.BaseOffset = errorCode(err), errorMessage(err), -1
 				}
@@ -89,11 +98,23 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	return resp, nil
 }
 
-// durableWait is an acks=all append whose fsync is still to come.
+// durableWait is an acks=all append whose fsync and replication are
+// still to come.
 type durableWait struct {
-	log              *storage.Log
-	offset           int64
-	topic, partition int // where its answer is in the response
+	replica          *replica.Replica
+	durableAt        int64 // 0: no fsync to wait for
+	end              int64 // the high watermark must reach it
+	epoch            int32 // written at this leader epoch
+	topic, partition int   // where its answer is in the response
+}
+
+func (w durableWait) wait(deadline time.Time) error {
+	if w.durableAt > 0 {
+		if err := w.replica.Log().WaitDurable(w.durableAt); err != nil {
+			return err
+		}
+	}
+	return w.replica.WaitReplicated(w.end, w.epoch, deadline)
 }
 
 func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
@@ -129,9 +150,7 @@ func appendPartition(cl *cluster.Cluster, t *cluster.Topic, rp kmsg.ProduceReque
 		return durableWait{}, 0, err
 	}
 	partition := t.Partitions[rp.Partition]
-	log := partition.Log
-	result, err := log.Append(rp.Records, storage.AppendOptions{
-		LeaderEpoch:     partition.LeaderEpoch(),
+	result, epoch, err := partition.Replica.Append(rp.Records, acks, storage.AppendOptions{
 		Durable:         acks == -1,
 		DeferDurability: true,
 		LogAppendTime:   t.LogAppendTime(),
@@ -146,8 +165,8 @@ func appendPartition(cl *cluster.Cluster, t *cluster.Topic, rp kmsg.ProduceReque
 	out.BaseOffset = result.BaseOffset
 	out.LogAppendTime = result.LogAppendTime
 	out.LogStartOffset = result.LogStartOffset
-	if result.DurableAt > 0 {
-		return durableWait{log: log, offset: result.DurableAt}, records, nil
+	if acks != -1 {
+		return durableWait{}, records, nil
 	}
-	return durableWait{}, records, nil
+	return durableWait{replica: partition.Replica, durableAt: result.DurableAt, end: result.LastOffset + 1, epoch: epoch}, records, nil
 }

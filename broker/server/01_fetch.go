@@ -8,8 +8,14 @@ package server
 //   v11: rack, preferred read replica (-1).
 //   v12: flexible.
 //   v13: topics by id.
+// A fetch with a replica id (a follower of this broker's partitions)
+// reads up to the log end and tells the leader how far the follower got;
+// a consumer's reads up to the high watermark. A last fetched epoch
+// (v12+) the log does not end the same way is answered with the diverging
+// epoch and no records (KIP-320, and the followers' truncation).
 // The fetch waits up to max_wait_ms until min_bytes are there, woken by
-// appends. max_bytes and partition_max_bytes bound the answer, except that
+// appends and high watermark moves, but a follower is answered at once
+// when the high watermark moved since its last answer. max_bytes and partition_max_bytes bound the answer, except that
 // the first batch of the first partition with data is always returned whole
 // so a consumer can make progress past a large batch.
 
@@ -139,24 +145,38 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 			// Empty, not null: librdkafka refuses a null record set.
 			partition.RecordBatches = []byte{}
 			err := topicErr
-			var log *storage.Log
+			var p *cluster.Partition
 			if err == nil {
 				if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 					err = fmt.Errorf("%w: partition %d", kerr.UnknownTopicOrPartition, rp.Partition)
 				} else if err = cl.CheckLeader(t.Partitions[rp.Partition]); err == nil {
-					log = t.Partitions[rp.Partition].Log
+					p = t.Partitions[rp.Partition]
 					if r.Version >= 9 {
-						err = t.Partitions[rp.Partition].CheckLeaderEpoch(rp.CurrentLeaderEpoch)
+						err = p.CheckLeaderEpoch(rp.CurrentLeaderEpoch)
 					}
 				}
 			}
 			if err == nil {
+				log := p.Log
 				if wake != nil {
 					*wake = append(*wake, log.Appended())
 				}
-				var n int
-				n, err = readPartition(log, rp, &remaining, total == 0, &partition, buffers)
-				total += n
+				upTo, hw := log.HighWatermark(), log.HighWatermark()
+				if r.ReplicaID >= 0 {
+					var news bool
+					if hw, news, err = p.Replica.FollowerFetched(r.ReplicaID, rp.FetchOffset); news {
+						failed = true // answer now: the follower needs the new high watermark
+					}
+					upTo = log.LogEndOffset()
+				}
+				if err == nil && !diverged(log, r.Version, rp, &partition) {
+					var n int
+					n, err = readPartition(log, rp, upTo, hw, &remaining, total == 0, &partition, buffers)
+					total += n
+				} else if err == nil {
+					partition.HighWatermark, partition.LastStableOffset, partition.LogStartOffset = hw, hw, log.LogStartOffset()
+					failed = true
+				}
 			}
 			if err != nil {
 				partition.ErrorCode = errorCode(err)
@@ -182,10 +202,26 @@ func fetchTopic(cl *cluster.Cluster, version int16, rt kmsg.FetchRequestTopic) (
 	return nil, kerr.UnknownTopicOrPartition
 }
 
-// readPartition fills one partition of the answer and returns how many
-// record bytes it added. first says no partition before it returned data.
-func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, remaining *int, first bool, out *kmsg.FetchResponseTopicPartition, buffers *fetchBuffers) (int, error) {
-	out.HighWatermark = log.HighWatermark()
+// diverged fills in the diverging epoch when the fetcher's last fetched
+// epoch does not end where this log has it end, or not before the fetch
+// offset (Kafka's rule): the fetcher must truncate first.
+func diverged(log *storage.Log, version int16, rp kmsg.FetchRequestTopicPartition, out *kmsg.FetchResponseTopicPartition) bool {
+	if version < 12 || rp.LastFetchedEpoch < 0 {
+		return false
+	}
+	epoch, end := log.EndOffsetForEpoch(rp.LastFetchedEpoch)
+	if epoch == rp.LastFetchedEpoch && end >= rp.FetchOffset {
+		return false
+	}
+	out.DivergingEpoch.Epoch, out.DivergingEpoch.EndOffset = epoch, end
+	return true
+}
+
+// readPartition fills one partition of the answer, reading below upTo, and
+// returns how many record bytes it added. first says no partition before
+// it returned data.
+func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, upTo, hw int64, remaining *int, first bool, out *kmsg.FetchResponseTopicPartition, buffers *fetchBuffers) (int, error) {
+	out.HighWatermark = hw
 	out.LastStableOffset = out.HighWatermark
 	out.LogStartOffset = log.LogStartOffset()
 	limit := min(int(rp.PartitionMaxBytes), *remaining)
@@ -193,7 +229,7 @@ func readPartition(log *storage.Log, rp kmsg.FetchRequestTopicPartition, remaini
 		return 0, nil
 	}
 	buf := buffers.get()
-	data, err := log.AppendRead(*buf, rp.FetchOffset, max(limit, 1))
+	data, err := log.AppendReadUpTo(*buf, rp.FetchOffset, max(limit, 1), upTo)
 	*buf = data
 	if errors.Is(err, storage.ErrOffsetOutOfRange) {
 		return 0, kerr.OffsetOutOfRange

@@ -7,7 +7,8 @@ package server
 //   v6: flexible.
 //   v7: -3: the offset of the record with the largest timestamp (KIP-734).
 //   v8: -4: earliest local offset (KIP-405; all data is local here).
-// Any other timestamp finds the first record whose timestamp is at or
+// Latest is the high watermark for clients, the log end for a follower
+// (a replica id). Any other timestamp finds the first record whose timestamp is at or
 // after it; when there is none the answer is offset -1, timestamp -1.
 
 import (
@@ -41,6 +42,9 @@ func handleListOffsets(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			}
 			if err == nil {
 				partition.Offset, partition.Timestamp, err = listOffset(p.Log, rp.Timestamp)
+				if rp.Timestamp == timestampLatest && r.ReplicaID >= 0 {
+					partition.Offset = p.Log.LogEndOffset() // a follower's question: where the log ends
+				}
 				// The epoch the offset was written in; the latest for the end.
 				partition.LeaderEpoch = p.Log.EpochAt(partition.Offset)
 				if partition.Offset >= p.Log.LogEndOffset() {

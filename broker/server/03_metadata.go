@@ -85,7 +85,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 // createIfMissing auto-creates a topic with the broker defaults; a topic
 // created meanwhile by someone else is fine.
 func createIfMissing(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
-	t, err := cl.CreateTopic(name, -1, nil, false)
+	t, err := cl.CreateTopic(name, cluster.Placement{Partitions: -1, ReplicationFactor: -1}, nil, false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		if existing, ok := cl.Topic(name); ok {
 			return existing, nil

@@ -7,7 +7,9 @@ package server
 //   v5: flexible; the response carries partitions, replication factor and
 //       configs of the created topic.
 //   v7: topic ids.
-// This broker is the only replica: a replication factor above 1 is refused.
+// Partitions are spread over the brokers in service with the replication
+// factor asked for (-1: default_replication_factor, or min(3, brokers)), or
+// placed as the request's assignment says.
 
 import (
 	"fmt"
@@ -39,7 +41,7 @@ func handleCreateTopics(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		} else {
 			topic.TopicID = t.ID
 			topic.NumPartitions = int32(len(t.Partitions))
-			topic.ReplicationFactor = 1
+			topic.ReplicationFactor = t.ReplicationFactor()
 			for _, e := range cl.TopicConfigs(t) {
 				entry := kmsg.NewCreateTopicsResponseTopicConfig()
 				value := e.Value
@@ -60,24 +62,17 @@ func createTopic(cl *cluster.Cluster, rt kmsg.CreateTopicsRequestTopic, validate
 	if duplicate {
 		return nil, fmt.Errorf("%w: topic %q is named more than once in the request", kerr.InvalidRequest, rt.Topic)
 	}
-	if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 && len(rt.ReplicaAssignment) == 0 {
-		return nil, fmt.Errorf("%w: replication factor %d: kqbroker keeps one replica per partition until replication is built; use 1 or -1", kerr.InvalidReplicationFactor, rt.ReplicationFactor)
-	}
-	partitions := rt.NumPartitions
+	placement := cluster.Placement{Partitions: rt.NumPartitions, ReplicationFactor: rt.ReplicationFactor}
 	if len(rt.ReplicaAssignment) > 0 {
-		if partitions != -1 || rt.ReplicationFactor != -1 {
+		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
 			return nil, fmt.Errorf("%w: give either a replica assignment or partitions and replication factor, not both", kerr.InvalidRequest)
 		}
-		nodeID := cl.Config().NodeID
-		if cl.Config().ControllerQuorumVoters != "" {
-			return nil, fmt.Errorf("%w: replica assignments are not supported in a cluster yet; leave them out and the partitions are spread over the brokers", kerr.InvalidReplicaAssignment)
-		}
 		for i, a := range rt.ReplicaAssignment {
-			if a.Partition != int32(i) || len(a.Replicas) != 1 || a.Replicas[0] != nodeID {
-				return nil, fmt.Errorf("%w: partition %d must be assigned to broker %d only, in order", kerr.InvalidReplicaAssignment, a.Partition, nodeID)
+			if a.Partition != int32(i) {
+				return nil, fmt.Errorf("%w: the assignment names partition %d where partition %d was expected; list partitions 0, 1, ... in order", kerr.InvalidReplicaAssignment, a.Partition, i)
 			}
+			placement.Assignment = append(placement.Assignment, a.Replicas)
 		}
-		partitions = int32(len(rt.ReplicaAssignment))
 	}
 	configs := make(map[string]string, len(rt.Configs))
 	for _, kv := range rt.Configs {
@@ -86,5 +81,5 @@ func createTopic(cl *cluster.Cluster, rt kmsg.CreateTopicsRequestTopic, validate
 		}
 		configs[kv.Name] = *kv.Value
 	}
-	return cl.CreateTopic(rt.Topic, partitions, configs, validateOnly)
+	return cl.CreateTopic(rt.Topic, placement, configs, validateOnly)
 }

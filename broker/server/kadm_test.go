@@ -103,10 +103,28 @@ func TestKadmTopicAdministration(t *testing.T) {
 				t.Errorf("message.timestamp.type = %q", c.MaybeValue())
 			}
 		}
-		bad := "7"
-		alter, _ = admin.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "min.insync.replicas", Value: &bad}}, "payments")
+		// As in Kafka, min.insync.replicas above the replicas is accepted,
+		// and acks=all produces are then refused before anything is written.
+		bad, zero := "7", "0"
+		alter, _ = admin.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "min.insync.replicas", Value: &zero}}, "payments")
 		if !errors.Is(alter[0].Err, kerr.InvalidConfig) {
-			t.Errorf("min.insync.replicas=7 on one broker: %v", alter[0].Err)
+			t.Errorf("min.insync.replicas=0: %v", alter[0].Err)
+		}
+		alter, _ = admin.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "min.insync.replicas", Value: &bad}}, "payments")
+		if alter[0].Err != nil {
+			t.Fatalf("min.insync.replicas=7: %v", alter[0].Err)
+		}
+		strict, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RecordRetries(0), kgo.DisableIdempotentWrite())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = strict.ProduceSync(ctx, &kgo.Record{Topic: "payments", Partition: 0, Value: []byte("refused")}).FirstErr()
+		strict.Close()
+		if !errors.Is(err, kerr.NotEnoughReplicas) {
+			t.Fatalf("acks=all with 1 in-sync replica and min.insync.replicas=7: %v, want NOT_ENOUGH_REPLICAS", err)
+		}
+		if alter, _ = admin.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "min.insync.replicas", Op: kadm.DeleteConfig}}, "payments"); alter[0].Err != nil {
+			t.Fatal(alter[0].Err)
 		}
 		brokerConfigs, err := admin.DescribeBrokerConfigs(ctx)
 		if err != nil {

@@ -26,7 +26,7 @@ type Server struct {
 	memory *requestMemory
 
 	mu       sync.Mutex
-	listener net.Listener
+	listeners []net.Listener // clients', and the other brokers' if apart
 	conns    map[*conn]struct{}
 	perIP    map[string]int // open connections by client address
 	refusals refusalLog
@@ -55,7 +55,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		return net.ErrClosed
 	}
-	s.listener = ln
+	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
 	for {
 		nc, err := ln.Accept()
@@ -162,8 +162,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.closing {
 		s.closing = true
 		close(s.stopping)
-		if s.listener != nil {
-			_ = s.listener.Close()
+		for _, ln := range s.listeners {
+			_ = ln.Close()
 		}
 		for c := range s.conns {
 			c.stopReading()

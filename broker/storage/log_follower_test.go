@@ -114,3 +114,57 @@ func readEverything(t *testing.T, l *Log) []byte {
 	}
 	return all
 }
+
+// TestTruncateFullyAndStartAt: a follower left below the leader's log
+// start empties its log and goes on from the leader's start, also after a
+// restart.
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	tl := openTestLog(t, smallConfig())
+	for i := range 5 {
+		tl.mustAppend(t, simpleBatch(2, int64(i)), AppendOptions{LeaderEpoch: 1})
+	}
+	if err := tl.TruncateFullyAndStartAt(40); err != nil {
+		t.Fatal(err)
+	}
+	if tl.LogStartOffset() != 40 || tl.LogEndOffset() != 40 {
+		t.Fatalf("start %d end %d, want 40 and 40", tl.LogStartOffset(), tl.LogEndOffset())
+	}
+	leader := openTestLog(t, smallConfig())
+	leader.dir = "/data/leader"
+	leader.reopen(t)
+	if err := leader.TruncateFullyAndStartAt(40); err != nil {
+		t.Fatal(err)
+	}
+	leader.mustAppend(t, simpleBatch(3, 9), AppendOptions{LeaderEpoch: 4})
+	data, _ := leader.AppendReadUpTo(nil, 40, 1<<20, 43)
+	if _, err := tl.Append(data, AppendOptions{FromLeader: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tl.reopen(t)
+	if tl.LogStartOffset() != 40 || tl.LogEndOffset() != 43 || tl.LatestLeaderEpoch() != 4 {
+		t.Fatalf("after a restart: start %d end %d epoch %d", tl.LogStartOffset(), tl.LogEndOffset(), tl.LatestLeaderEpoch())
+	}
+}
+
+// TestTruncateAtTheEndDropsAnEmptyEpoch: a broker that led an epoch
+// without writing in it, then follows, forgets that epoch when it
+// truncates to its own end, so its next fetch names the epoch before.
+func TestTruncateAtTheEndDropsAnEmptyEpoch(t *testing.T) {
+	tl := openTestLog(t, smallConfig())
+	tl.mustAppend(t, simpleBatch(3, 1), AppendOptions{LeaderEpoch: 4})
+	if err := tl.AssignLeaderEpoch(5); err != nil {
+		t.Fatal(err)
+	}
+	if tl.LatestLeaderEpoch() != 5 {
+		t.Fatalf("latest epoch %d, want 5", tl.LatestLeaderEpoch())
+	}
+	if end, err := tl.TruncateTo(3); err != nil || end != 3 {
+		t.Fatalf("truncate to the end: %d %v", end, err)
+	}
+	if tl.LatestLeaderEpoch() != 4 {
+		t.Fatalf("latest epoch after the truncation %d, want 4", tl.LatestLeaderEpoch())
+	}
+}

@@ -22,8 +22,16 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err := l.failed(); err != nil {
 		return 0, err
 	}
-	if offset >= l.logEndOffset.Load() {
-		return l.logEndOffset.Load(), nil
+	if end := l.logEndOffset.Load(); offset >= end {
+		// Nothing to cut, but an epoch this broker led without writing in
+		// it begins at the end: it is dropped, or the follower would ask
+		// the leader about it again and again.
+		if offset == end && l.epochs.truncateFromEnd(end) {
+			if err := l.writeLeaderEpochsLocked(); err != nil {
+				return 0, l.fail(err)
+			}
+		}
+		return end, nil
 	}
 	var newEnd int64
 	var err error
@@ -109,7 +117,12 @@ func (l *Log) truncateSegmentsLocked(offset int64) (int64, error) {
 // start offset (Kafka's truncateFullyAndStartAt): every segment goes, newest
 // first, and the epochs with them.
 func (l *Log) truncateFullyLocked() (int64, error) {
-	start := l.logStartOffset.Load()
+	return l.truncateFullyAtLocked(l.logStartOffset.Load())
+}
+
+// truncateFullyAtLocked is truncateFullyLocked with the log starting
+// again at start, recorded once the old segments are gone.
+func (l *Log) truncateFullyAtLocked(start int64) (int64, error) {
 	l.segmentsMu.RLock()
 	segments := append([]*segment(nil), l.segments...)
 	l.segmentsMu.RUnlock()
@@ -119,6 +132,12 @@ func (l *Log) truncateFullyLocked() (int64, error) {
 		if err := segments[j].remove(); err != nil {
 			return 0, err
 		}
+	}
+	if start != l.logStartOffset.Load() {
+		if err := l.writeLogStartOffset(start); err != nil {
+			return 0, err
+		}
+		l.logStartOffset.Store(start)
 	}
 	fresh, err := createSegment(l.fsys, l.dir, start)
 	if err != nil {
@@ -152,4 +171,32 @@ func (l *Log) truncateProducerSnapshotsLocked(newEnd int64) error {
 		}
 	}
 	return l.loadProducerStates()
+}
+
+// TruncateFullyAndStartAt empties the log and starts it again at offset:
+// a follower that fell below the leader's log start (retention or
+// DeleteRecords took what it still needed) or whose log lies past the
+// leader's end after an unclean election.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if err := l.failed(); err != nil {
+		return err
+	}
+	// A crash midway leaves the old log shortened or emptied at its old
+	// start, never a gap.
+	if _, err := l.truncateFullyAtLocked(offset); err != nil {
+		return l.fail(err)
+	}
+	if err := l.truncateProducerSnapshotsLocked(offset); err != nil {
+		return l.fail(err)
+	}
+	if err := l.writeLeaderEpochsLocked(); err != nil {
+		return l.fail(err)
+	}
+	l.logger.Info("emptied the log to start again at the leader's log start", "log_start_offset", offset)
+	return nil
 }

@@ -1,0 +1,349 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/metadata"
+	"github.com/kqstack/kqstack/broker/storage"
+)
+
+const (
+	// fetchMaxWait is how long the leader may hold a follower's fetch
+	// (replica.fetch.wait.max.ms).
+	fetchMaxWait = 500 * time.Millisecond
+	// fetchMaxBytes and fetchPartitionMaxBytes bound an answer
+	// (replica.fetch.response.max.bytes, replica.fetch.max.bytes).
+	fetchMaxBytes          = 10 << 20
+	fetchPartitionMaxBytes = 1 << 20
+	// backoff is the pause after a failed fetch (replica.fetch.backoff.ms)
+	// and for a partition the leader refused while the metadata catches up.
+	backoff = time.Second
+	// metadataBackoff is the pause for a partition whose leader answered
+	// that it does not lead it (yet, or any more).
+	metadataBackoff = 100 * time.Millisecond
+)
+
+// Fetchers keeps one fetcher per leader this broker follows partitions of;
+// each fetches all of them in one request at a time.
+type Fetchers struct {
+	self   int32
+	logger *slog.Logger
+	// address is a broker's inter-broker host:port, from the metadata.
+	address func(brokerID int32) (string, bool)
+
+	mu       sync.Mutex
+	byLeader map[int32]*fetcher
+	closed   bool
+}
+
+// NewFetchers returns the fetchers of broker self.
+func NewFetchers(self int32, logger *slog.Logger, address func(int32) (string, bool)) *Fetchers {
+	return &Fetchers{self: self, logger: logger, address: address, byLeader: map[int32]*fetcher{}}
+}
+
+// Set puts r with the fetcher of its leader, or with none when this
+// broker does not follow it (any more). Called after each Update.
+func (m *Fetchers) Set(r *Replica) {
+	pos, following := r.Position()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for leader, f := range m.byLeader {
+		if !following || leader != pos.Leader {
+			f.remove(r)
+		}
+	}
+	if !following || m.closed {
+		return
+	}
+	f := m.byLeader[pos.Leader]
+	if f == nil {
+		f = &fetcher{m: m, leader: pos.Leader, replicas: map[*Replica]time.Time{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		m.byLeader[pos.Leader] = f
+		go f.run()
+	}
+	f.add(r)
+}
+
+// Remove stops fetching for r (its partition is gone from this broker).
+func (m *Fetchers) Remove(r *Replica) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.byLeader {
+		f.remove(r)
+	}
+}
+
+// Close stops every fetcher and waits for them.
+func (m *Fetchers) Close() {
+	m.mu.Lock()
+	m.closed = true
+	fetchers := m.byLeader
+	m.byLeader = map[int32]*fetcher{}
+	m.mu.Unlock()
+	for _, f := range fetchers {
+		close(f.stop)
+	}
+	for _, f := range fetchers {
+		<-f.done
+	}
+}
+
+// fetcher fetches every partition this broker follows from one leader.
+type fetcher struct {
+	m      *Fetchers
+	leader int32
+
+	mu sync.Mutex
+	// replicas maps each partition to the time before which it is not
+	// fetched (after an error).
+	replicas map[*Replica]time.Time
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+
+	conn *brokerConn // the fetcher goroutine's own
+}
+
+func (f *fetcher) add(r *Replica) {
+	f.mu.Lock()
+	if _, ok := f.replicas[r]; !ok {
+		f.replicas[r] = time.Time{}
+	}
+	f.mu.Unlock()
+	f.poke()
+}
+
+func (f *fetcher) remove(r *Replica) {
+	f.mu.Lock()
+	delete(f.replicas, r)
+	f.mu.Unlock()
+}
+
+func (f *fetcher) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fetcher) delay(r *Replica, d time.Duration) {
+	f.mu.Lock()
+	if _, ok := f.replicas[r]; ok {
+		f.replicas[r] = time.Now().Add(d)
+	}
+	f.mu.Unlock()
+}
+
+// sleep waits d, or until poked or stopped (false).
+func (f *fetcher) sleep(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-f.stop:
+		return false
+	case <-f.wake:
+	case <-timer.C:
+	}
+	return true
+}
+
+func (f *fetcher) run() {
+	defer close(f.done)
+	defer func() {
+		if f.conn != nil {
+			f.conn.close()
+		}
+	}()
+	for {
+		select {
+		case <-f.stop:
+			return
+		default:
+		}
+		positions, next := f.positions()
+		if len(positions) == 0 {
+			if !f.sleep(min(next, backoff)) {
+				return
+			}
+			continue
+		}
+		if err := f.fetchOnce(positions); err != nil {
+			if f.conn != nil {
+				f.conn.close()
+				f.conn = nil
+			}
+			f.m.logger.Debug("fetching from the leader", "leader", f.leader, "err", err)
+			if !f.sleep(backoff) {
+				return
+			}
+		}
+	}
+}
+
+// positions returns the fetch of each partition due now, and how long
+// until the next delayed one is due.
+func (f *fetcher) positions() (map[*Replica]FetchPosition, time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	next := backoff
+	positions := map[*Replica]FetchPosition{}
+	for r, notBefore := range f.replicas {
+		if now.Before(notBefore) {
+			next = min(next, notBefore.Sub(now))
+			continue
+		}
+		if pos, ok := r.Position(); ok && pos.Leader == f.leader {
+			positions[r] = pos
+		}
+	}
+	return positions, next
+}
+
+// fetchOnce sends one fetch for positions and applies the answer; an
+// error is the connection's.
+func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
+	if f.conn == nil {
+		address, ok := f.m.address(f.leader)
+		if !ok {
+			return errors.New("the leader is not registered")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		conn, err := dialBroker(ctx, address, f.m.self)
+		cancel()
+		if err != nil {
+			return err
+		}
+		f.conn = conn
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 13
+	req.ReplicaID = f.m.self
+	req.MaxWaitMillis = int32(fetchMaxWait.Milliseconds())
+	req.MinBytes = 1
+	req.MaxBytes = fetchMaxBytes
+	req.SessionEpoch = -1
+	byTopic := map[metadata.TopicID]int{}
+	order := make([]*Replica, 0, len(positions))
+	for r, pos := range positions {
+		i, ok := byTopic[r.opts.TopicID]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[r.opts.TopicID] = i
+			topic := kmsg.NewFetchRequestTopic()
+			topic.TopicID = r.opts.TopicID
+			topic.Topic = r.opts.Topic
+			req.Topics = append(req.Topics, topic)
+		}
+		p := kmsg.NewFetchRequestTopicPartition()
+		p.Partition = r.opts.Index
+		p.CurrentLeaderEpoch = pos.LeaderEpoch
+		p.FetchOffset = pos.FetchOffset
+		p.LastFetchedEpoch = pos.LastFetchedEpoch
+		p.LogStartOffset = pos.LogStartOffset
+		p.PartitionMaxBytes = fetchPartitionMaxBytes
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+		order = append(order, r)
+	}
+	resp, err := f.conn.request(req, fetchMaxWait+30*time.Second)
+	if err != nil {
+		return err
+	}
+	fetched := resp.(*kmsg.FetchResponse)
+	if fetched.ErrorCode != 0 {
+		return kerr.ErrorForCode(fetched.ErrorCode)
+	}
+	replicas := map[metadata.TopicID]map[int32]*Replica{}
+	for _, r := range order {
+		if replicas[r.opts.TopicID] == nil {
+			replicas[r.opts.TopicID] = map[int32]*Replica{}
+		}
+		replicas[r.opts.TopicID][r.opts.Index] = r
+	}
+	type durableWait struct {
+		log *storage.Log
+		at  int64
+	}
+	var waits []durableWait
+	for ti := range fetched.Topics {
+		t := &fetched.Topics[ti]
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			r := replicas[t.TopicID][p.Partition]
+			if r == nil {
+				continue
+			}
+			pos := positions[r]
+			durable := r.log.Config().Flush.Mode == storage.FlushOnDurable
+			durableAt, err := r.Fetched(pos, p, durable)
+			if errors.Is(err, kerr.OffsetOutOfRange) {
+				err = f.reset(r, pos)
+			}
+			if err != nil {
+				f.partitionFailed(r, err)
+				continue
+			}
+			if durableAt > 0 {
+				waits = append(waits, durableWait{r.log, durableAt})
+			}
+		}
+	}
+	// Durable mode: what this broker reports as its log end in the next
+	// fetch is on its disk.
+	for _, w := range waits {
+		if err := w.log.WaitDurable(w.at); err != nil {
+			f.m.logger.Error("fsync of fetched records", "log", w.log.Dir(), "err", err)
+		}
+	}
+	return nil
+}
+
+// partitionFailed pauses one partition after an error in its answer.
+func (f *fetcher) partitionFailed(r *Replica, err error) {
+	switch {
+	case errors.Is(err, ErrMovedOn):
+	case errors.Is(err, kerr.NotLeaderForPartition), errors.Is(err, kerr.FencedLeaderEpoch), errors.Is(err, kerr.UnknownLeaderEpoch),
+		errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+		f.delay(r, metadataBackoff) // the metadata is moving; the next update says where to go
+	default:
+		f.m.logger.Warn("replicating a partition", "topic", r.opts.Topic, "partition", r.opts.Index, "leader", f.leader, "err", err)
+		f.delay(r, backoff)
+	}
+}
+
+// reset asks the leader for its log start and end after
+// OFFSET_OUT_OF_RANGE and moves this replica's log to fit.
+func (f *fetcher) reset(r *Replica, pos FetchPosition) error {
+	offsets := [2]int64{}
+	for i, timestamp := range []int64{-2, -1} { // earliest, latest
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.Version = 4
+		req.ReplicaID = f.m.self
+		topic := kmsg.NewListOffsetsRequestTopic()
+		topic.Topic = r.opts.Topic
+		p := kmsg.NewListOffsetsRequestTopicPartition()
+		p.Partition, p.CurrentLeaderEpoch, p.Timestamp = r.opts.Index, pos.LeaderEpoch, timestamp
+		topic.Partitions = append(topic.Partitions, p)
+		req.Topics = append(req.Topics, topic)
+		resp, err := f.conn.request(req, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		answer := resp.(*kmsg.ListOffsetsResponse)
+		if len(answer.Topics) != 1 || len(answer.Topics[0].Partitions) != 1 {
+			return errors.New("the leader's ListOffsets answer names other partitions")
+		}
+		if code := answer.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			return kerr.ErrorForCode(code)
+		}
+		offsets[i] = answer.Topics[0].Partitions[0].Offset
+	}
+	return r.ResetTo(pos, offsets[0], offsets[1])
+}
