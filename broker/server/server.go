@@ -25,12 +25,12 @@ type Server struct {
 	// memory bounds the bytes of requests being read and handled.
 	memory *requestMemory
 
-	mu       sync.Mutex
+	mu        sync.Mutex
 	listeners []net.Listener // clients', and the other brokers' if apart
-	conns    map[*conn]struct{}
-	perIP    map[string]int // open connections by client address
-	refusals refusalLog
-	closing  bool
+	conns     map[*conn]struct{}
+	perIP     map[string]int // open connections by client address
+	refusals  refusalLog
+	closing   bool
 	// stopping is closed when shutdown begins: long polls answer at once.
 	stopping chan struct{}
 	wg       sync.WaitGroup
