@@ -103,6 +103,7 @@ func (b *Broker) Stop(t testing.TB) {
 	if b.server == nil {
 		return
 	}
+	b.Cluster.Leave()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.server.Shutdown(ctx); err != nil {

@@ -532,7 +532,7 @@ func (c *Cluster) Close() error {
 	if c.controllerDone != nil {
 		<-c.controllerDone
 	}
-	c.leaveService()
+	c.Leave()
 	c.fetchers.Close()
 	// No more metadata is applied to the logs once they start closing.
 	c.mu.Lock()
@@ -544,22 +544,34 @@ func (c *Cluster) Close() error {
 	return err
 }
 
-// leaveService fences this broker in the metadata before it stops, so
-// new partitions are not placed on it and clients are not sent to it. A
-// broker alone has nobody to tell. (A killed broker is fenced by the
-// controller once heartbeats exist; until then it stays listed.)
-func (c *Cluster) leaveService() {
+// Leave is a controlled shutdown: this broker is fenced in the metadata,
+// and its leaderships move to other in-sync replicas, before it stops
+// serving, so clients fail over with retriable errors only. New
+// partitions are not placed on it. A broker alone has nobody to hand
+// over to. Close calls it too; calling it first, before the listener
+// closes, is what makes a rolling restart smooth.
+func (c *Cluster) Leave() {
 	if c.cfg.ControllerQuorumVoters == "" {
 		return
 	}
-	b, ok := c.quorum.Image().Broker(c.cfg.NodeID)
-	if !ok || b.Fenced {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := c.quorum.Propose(ctx, metadata.Record{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}}); err != nil {
-		c.logger.Warn("could not tell the metadata quorum this broker is stopping", "err", err)
+	for ctx.Err() == nil {
+		records := controller.Leave(c.quorum.Image(), c.cfg.NodeID)
+		if len(records) == 0 {
+			return // fenced already
+		}
+		_, err := c.quorum.Propose(ctx, records...)
+		var stale *metadata.StaleChangeError
+		if err == nil || !errors.As(err, &stale) && !strings.Contains(err.Error(), "stale partition change") {
+			if err != nil {
+				c.logger.Warn("could not tell the metadata quorum this broker is stopping", "err", err)
+			} else {
+				c.logger.Info("left service: leaderships moved to other in-sync replicas", "partitions_changed", len(records)-1)
+			}
+			return
+		}
+		// A partition changed meanwhile: decide again on the newer image.
 	}
 }
 

@@ -171,3 +171,33 @@ func elect(p metadata.Partition, inService map[int32]bool, unclean bool) (metada
 	}
 	return change, changed
 }
+
+// Leave returns the records of a broker's controlled shutdown (Kafka's):
+// it is fenced, leaves every ISR it is not the last member of, and each
+// partition it leads gets another leader from the rest of the ISR in the
+// same batch, so clients move before it stops instead of after its
+// session times out.
+func Leave(image *metadata.Image, brokerID int32) []metadata.Record {
+	b, ok := image.Broker(brokerID)
+	if !ok || b.Fenced {
+		return nil
+	}
+	records := []metadata.Record{{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: b.ID, Epoch: b.Epoch}}}
+	inService := map[int32]bool{}
+	for _, other := range image.Brokers() {
+		inService[other.ID] = !other.Fenced && other.ID != brokerID
+	}
+	for _, t := range image.Topics() {
+		unclean := t.Configs["unclean.leader.election.enable"] == "true"
+		for i, p := range t.Partitions {
+			if !slices.Contains(p.ISR, brokerID) && p.Leader != brokerID {
+				continue
+			}
+			if change, ok := elect(p, inService, unclean); ok {
+				change.TopicID, change.Partition = t.ID, int32(i)
+				records = append(records, metadata.Record{PartitionChange: &change})
+			}
+		}
+	}
+	return records
+}

@@ -114,6 +114,8 @@ func Run(args []string, stderr io.Writer) int {
 		logger.Error("listener failed", "err", err)
 		code = 1
 	}
+	// Controlled shutdown: leaderships move before connections close.
+	cl.Leave()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	adminServer.shutdown(ctx)

@@ -228,3 +228,40 @@ func waitIdentical(t *testing.T, brokers []*brokertest.Broker, topic string, ind
 	}
 	t.Fatalf("the replicas of %s-%d differ: %s", topic, index, last)
 }
+
+// TestControlledShutdownMovesLeadership: a broker that stops cleanly hands
+// its leaderships to in-sync followers before it closes its listener, so
+// they move at once, long before its session would time out, and a
+// producer goes on without losing a record.
+func TestControlledShutdownMovesLeadership(t *testing.T) {
+	brokers := brokertest.StartCluster(t, 3, func(c *config.Config) {
+		c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 100, 60000 // only the shutdown itself can move leaders in time
+	})
+	seeds := addrs(brokers)
+	ctx := testContext(t)
+	client := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(50*time.Millisecond))
+	if _, err := kadm.NewClient(client).CreateTopic(ctx, 3, 3, nil, "rolling"); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, client, "rolling", 1, 0, 20)
+	old := partitionOf(brokers[0], "rolling", 1).State()
+	leader := brokerByID(brokers, old.Leader)
+	leader.Stop(t)
+	survivor := brokers[0]
+	if survivor == leader {
+		survivor = brokers[1]
+	}
+	waitFor(t, "the survivor to apply the handover", 2*time.Second, func() bool { return partitionOf(survivor, "rolling", 1).State().Leader != old.Leader })
+	s := partitionOf(survivor, "rolling", 1).State()
+	if s.Leader == old.Leader || s.Leader == -1 || s.LeaderEpoch != old.LeaderEpoch+1 || slices.Contains(s.ISR, old.Leader) {
+		t.Fatalf("after the leader's clean stop: %+v (was %+v); want another leader at the next epoch, the stopped broker out of the ISR", s, old)
+	}
+	produce(t, client, "rolling", 1, 20, 20)
+	var survivors []string
+	for _, b := range brokers {
+		if b != leader {
+			survivors = append(survivors, b.Addr)
+		}
+	}
+	consumeExactly(t, survivors, "rolling", 1, 40)
+}

@@ -147,7 +147,7 @@ func startClusterProcesses(t *testing.T, bin string, n int) ([]*brokerProcess, [
 	configs := make([]string, n)
 	for i := range n {
 		configs[i] = filepath.Join(t.TempDir(), "kqbroker.yaml")
-		text := fmt.Sprintf("node_id: %d\nlisten: %s\ncontroller_listen: %s\ncontroller_quorum_voters: %s\ndata_dir: %s\nadmin_listen: \"\"\nbroker_heartbeat_interval_ms: 200\nbroker_session_timeout_ms: 1500\ngroup_initial_rebalance_delay_ms: 0\n",
+		text := fmt.Sprintf("node_id: %d\nlisten: %s\ncontroller_listen: %s\ncontroller_quorum_voters: %s\ndata_dir: %s\nadmin_listen: \"\"\nbroker_heartbeat_interval_ms: 200\nbroker_session_timeout_ms: 1500\nreplica_lag_time_max_ms: 2000\ngroup_initial_rebalance_delay_ms: 0\n",
 			i+1, all[i], all[n+i], strings.Join(voters, ","), t.TempDir())
 		if err := os.WriteFile(configs[i], []byte(text), 0o644); err != nil {
 			t.Fatal(err)

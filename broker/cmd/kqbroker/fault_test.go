@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -10,23 +12,28 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/storage"
 )
 
 // TestFaultsLoseNoAcknowledgedRecord: idempotent acks=all producers write
-// to a 6-partition topic on three kqbroker processes while one broker is
-// killed with SIGKILL and restarted, and another (possibly the quorum
-// leader) is paused with SIGSTOP past the session timeout and resumed.
-// Then a checker reads every partition back and counts, per partition:
-// every acknowledged record is at the offset it was acknowledged at, no
-// record is read twice, none is unknown. (One replica per partition: there
-// are no replicas to compare yet.)
+// to a 6-partition topic of three replicas (min.insync.replicas 2) on three
+// kqbroker processes while the leader of partition 0 is killed with
+// SIGKILL and restarted, and another broker (possibly the quorum leader)
+// is paused with SIGSTOP past the session timeout and resumed. Once every
+// ISR is whole again a checker reads every partition back and counts, per
+// partition: every acknowledged record is at the offset it was
+// acknowledged at, no record is read twice, none is unknown. Then the
+// brokers stop and every partition's three replicas are compared, byte for
+// byte.
 func TestFaultsLoseNoAcknowledgedRecord(t *testing.T) {
 	bin := buildBroker(t)
 	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	admin := kadm.NewClient(mustClient(t, addrs...))
-	if _, err := admin.CreateTopic(ctx, 6, 1, nil, "checked"); err != nil {
+	if _, err := admin.CreateTopic(ctx, 6, 3, nil, "checked"); err != nil {
 		t.Fatal(err)
 	}
 	for len(partitionLeaders(t, ctx, admin, "checked")) < 6 {
@@ -73,16 +80,19 @@ func TestFaultsLoseNoAcknowledgedRecord(t *testing.T) {
 	}
 
 	time.Sleep(time.Second)
-	brokers[2].kill() // kill -9
+	victim := int(partitionLeaders(t, ctx, admin, "checked")[0]) - 1
+	brokers[victim].kill() // kill -9 a leader
 	time.Sleep(2 * time.Second)
-	brokers[2] = startProcess(t, bin, "-config", configs[2])
+	brokers[victim] = startProcess(t, bin, "-config", configs[victim])
 	time.Sleep(time.Second)
-	_ = brokers[1].cmd.Process.Signal(syscall.SIGSTOP) // paused past the 1.5 s session
+	paused := (victim + 1) % 3
+	_ = brokers[paused].cmd.Process.Signal(syscall.SIGSTOP) // paused past the 1.5 s session
 	time.Sleep(3 * time.Second)
-	_ = brokers[1].cmd.Process.Signal(syscall.SIGCONT)
+	_ = brokers[paused].cmd.Process.Signal(syscall.SIGCONT)
 	time.Sleep(2 * time.Second)
 	stopProducing()
 	producers.Wait()
+	waitWholeISRs(t, ctx, admin, "checked", 3)
 
 	// The checker: read every partition from its start to its end.
 	ends, err := admin.ListEndOffsets(ctx, "checked")
@@ -133,5 +143,60 @@ func TestFaultsLoseNoAcknowledgedRecord(t *testing.T) {
 	}
 	for _, b := range brokers {
 		b.stop(t)
+	}
+	compareReplicas(t, configs, "checked", 6)
+}
+
+// waitWholeISRs waits until every partition of topic has rf in-sync
+// replicas: the faults have healed.
+func waitWholeISRs(t *testing.T, ctx context.Context, admin *kadm.Client, topic string, rf int) {
+	t.Helper()
+	for ctx.Err() == nil {
+		meta, err := admin.Metadata(ctx, topic)
+		whole := err == nil && len(meta.Topics[topic].Partitions) > 0
+		if whole {
+			for _, p := range meta.Topics[topic].Partitions {
+				whole = whole && len(p.ISR) == rf && p.Leader >= 0
+			}
+		}
+		if whole {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the ISRs of %s did not heal", topic)
+}
+
+// compareReplicas opens each stopped broker's copy of every partition and
+// checks they hold the same bytes.
+func compareReplicas(t *testing.T, configs []string, topic string, partitions int) {
+	t.Helper()
+	for p := range partitions {
+		var first []byte
+		for i, path := range configs {
+			cfg, err := config.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, err := storage.Open(filepath.Join(cfg.DataDir, fmt.Sprintf("%s-%d", topic, p)), storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := log.AppendReadUpTo(nil, log.LogStartOffset(), 1<<30, log.LogEndOffset())
+			_ = log.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first = data
+				continue
+			}
+			if !bytes.Equal(first, data) {
+				t.Errorf("%s-%d: broker 1 holds %d bytes, broker %d %d bytes that differ", topic, p, len(first), i+1, len(data))
+			}
+		}
+		if len(first) == 0 {
+			t.Errorf("%s-%d is empty", topic, p)
+		}
 	}
 }
