@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -403,20 +404,23 @@ type BrokerAddress struct {
 	NodeID int32
 	Host   string
 	Port   int32
+	Fenced bool // out of service (stopped, or silent past its session)
 }
 
 // Brokers are the registered brokers in service, by id, with the
 // addresses they advertise.
 func (c *Cluster) Brokers() []BrokerAddress {
+	return slices.DeleteFunc(c.RegisteredBrokers(), func(b BrokerAddress) bool { return b.Fenced })
+}
+
+// RegisteredBrokers are every registered broker, fenced ones included.
+func (c *Cluster) RegisteredBrokers() []BrokerAddress {
 	var brokers []BrokerAddress
 	for _, b := range c.quorum.Image().Brokers() {
-		if b.Fenced {
-			continue
-		}
 		host, portText, err := net.SplitHostPort(b.Advertise)
 		port, _ := strconv.Atoi(portText)
 		if err == nil {
-			brokers = append(brokers, BrokerAddress{NodeID: b.ID, Host: host, Port: int32(port)})
+			brokers = append(brokers, BrokerAddress{NodeID: b.ID, Host: host, Port: int32(port), Fenced: b.Fenced})
 		}
 	}
 	return brokers

@@ -8,12 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Client talks to one cluster.
@@ -99,6 +101,10 @@ type ClusterInfo struct {
 	Brokers      []Broker `json:"brokers"`
 	Topics       int      `json:"topics"`
 	Partitions   int      `json:"partitions"`
+	// UnderReplicated counts partitions whose ISR is smaller than their
+	// replicas; Offline those without a leader.
+	UnderReplicated int `json:"under_replicated_partitions"`
+	Offline         int `json:"offline_partitions"`
 }
 
 // Broker is one broker of the cluster.
@@ -107,9 +113,13 @@ type Broker struct {
 	Host   string  `json:"host"`
 	Port   int32   `json:"port"`
 	Rack   *string `json:"rack,omitempty"`
+	// Fenced: registered but out of service (stopped, or silent past its
+	// session timeout); listed only by brokers that say so (DescribeCluster v2).
+	Fenced bool `json:"fenced,omitempty"`
 }
 
-// Cluster describes the cluster.
+// Cluster describes the cluster: its brokers in service and fenced, the
+// controller, and how many partitions are under-replicated or offline.
 func (c *Client) Cluster(ctx context.Context) (ClusterInfo, error) {
 	meta, err := c.admin.Metadata(ctx)
 	if err != nil {
@@ -119,12 +129,30 @@ func (c *Client) Cluster(ctx context.Context) (ClusterInfo, error) {
 	for _, b := range meta.Brokers {
 		info.Brokers = append(info.Brokers, Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
 	}
+	req := kmsg.NewPtrDescribeClusterRequest()
+	req.IncludeFencedBrokers = true
+	if resp, err := req.RequestWith(ctx, c.kgo); err == nil && resp.ErrorCode == 0 {
+		for _, b := range resp.Brokers {
+			if b.IsFenced {
+				info.Brokers = append(info.Brokers, Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: true})
+			}
+		}
+		slices.SortFunc(info.Brokers, func(a, b Broker) int { return int(a.NodeID - b.NodeID) })
+	}
 	for _, t := range meta.Topics {
 		if t.IsInternal {
 			continue
 		}
 		info.Topics++
 		info.Partitions += len(t.Partitions)
+		for _, p := range t.Partitions {
+			if p.Leader < 0 {
+				info.Offline++
+			}
+			if len(p.ISR) < len(p.Replicas) {
+				info.UnderReplicated++
+			}
+		}
 	}
 	return info, nil
 }

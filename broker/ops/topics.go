@@ -25,9 +25,11 @@ type TopicSummary struct {
 // PartitionDetail is one partition of topic describe.
 type PartitionDetail struct {
 	Partition   int32   `json:"partition"`
-	Leader      int32   `json:"leader"`
+	Leader      int32   `json:"leader"` // -1: none (offline)
+	LeaderEpoch int32   `json:"leader_epoch"`
 	Replicas    []int32 `json:"replicas"`
 	ISR         []int32 `json:"isr"`
+	Offline     []int32 `json:"offline_replicas"`
 	StartOffset int64   `json:"start_offset"`
 	EndOffset   int64   `json:"end_offset"`
 	SizeBytes   int64   `json:"size_bytes"`
@@ -111,7 +113,9 @@ func (c *Client) offsetsAndSizes(ctx context.Context, topics ...string) (starts,
 				if sizes[p.Topic] == nil {
 					sizes[p.Topic] = map[int32]int64{}
 				}
-				sizes[p.Topic][p.Partition] += p.Size
+				// Each replica reports its copy: the partition's size is the
+				// largest (the leader's, or a follower catching up).
+				sizes[p.Topic][p.Partition] = max(sizes[p.Topic][p.Partition], p.Size)
 			})
 		})
 	}
@@ -127,7 +131,7 @@ func (c *Client) Topic(ctx context.Context, name string) (TopicDetail, error) {
 	starts, ends, sizes := c.offsetsAndSizes(ctx, name)
 	d := TopicDetail{TopicSummary: TopicSummary{Name: name, Partitions: len(t.Partitions), Replication: t.Partitions.NumReplicas(), Internal: t.IsInternal, SizeBytes: 0}, ID: uuidString(t.ID)}
 	for _, p := range t.Partitions.Sorted() {
-		pd := PartitionDetail{Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR,
+		pd := PartitionDetail{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, Offline: p.OfflineReplicas,
 			StartOffset: starts[name][p.Partition], EndOffset: ends[name][p.Partition], SizeBytes: sizes[name][p.Partition]}
 		d.Records += max(pd.EndOffset-pd.StartOffset, 0)
 		d.SizeBytes += pd.SizeBytes

@@ -122,14 +122,22 @@ func clusterDescribe(e *env, args []string) error {
 		return err
 	}
 	return e.out.print(info, func(w io.Writer) {
-		fmt.Fprintf(w, "Cluster %s: %d brokers, controller %d, %d topics, %d partitions\n\n", info.ClusterID, len(info.Brokers), info.ControllerID, info.Topics, info.Partitions)
-		row(w, "NODE", "HOST", "PORT", "RACK")
+		fmt.Fprintf(w, "Cluster %s: %d brokers, controller %d, %d topics, %d partitions (%d under-replicated, %d offline)\n\n",
+			info.ClusterID, len(info.Brokers), info.ControllerID, info.Topics, info.Partitions, info.UnderReplicated, info.Offline)
+		row(w, "NODE", "HOST", "PORT", "RACK", "STATE")
 		for _, b := range info.Brokers {
 			rack := "-"
 			if b.Rack != nil {
 				rack = *b.Rack
 			}
-			row(w, b.NodeID, b.Host, b.Port, rack)
+			state := "in service"
+			if b.Fenced {
+				state = "fenced"
+			}
+			if b.NodeID == info.ControllerID {
+				state += ", controller"
+			}
+			row(w, b.NodeID, b.Host, b.Port, rack, state)
 		}
 	})
 }

@@ -94,14 +94,21 @@ func topicDescribe(e *env, args []string) error {
 			}
 		}
 		fmt.Fprintf(w, "Configs: %s\n\n", strings.Join(overrides, ","))
-		row(w, "PARTITION", "LEADER", "REPLICAS", "ISR", "START-OFFSET", "END-OFFSET", "SIZE")
+		row(w, "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "OFFLINE", "START-OFFSET", "END-OFFSET", "SIZE")
 		for _, p := range d.Partitions {
-			row(w, p.Partition, p.Leader, ints(p.Replicas), ints(p.ISR), p.StartOffset, p.EndOffset, bytesText(p.SizeBytes))
+			leader := fmt.Sprint(p.Leader)
+			if p.Leader < 0 {
+				leader = "none"
+			}
+			row(w, p.Partition, leader, p.LeaderEpoch, ints(p.Replicas), ints(p.ISR), ints(p.Offline), p.StartOffset, p.EndOffset, bytesText(p.SizeBytes))
 		}
 	})
 }
 
 func ints(xs []int32) string {
+	if len(xs) == 0 {
+		return "-"
+	}
 	parts := make([]string, len(xs))
 	for i, x := range xs {
 		parts[i] = fmt.Sprint(x)
