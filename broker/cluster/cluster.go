@@ -205,6 +205,9 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, contro
 	quorumConfig := quorum.Config{NodeID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, metadataDir), OnApply: c.applied, Logger: logger}
 	if cfg.ControllerQuorumVoters != "" {
 		c.controllerState.controller = controller.New(time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond)
+		if cfg.AutoLeaderRebalanceEnable {
+			c.controllerState.controller.RebalanceLeaders(time.Duration(cfg.LeaderImbalanceCheckIntervalSeconds) * time.Second)
+		}
 		quorumConfig.OnHeartbeat = c.heartbeatReceived
 		if quorumConfig.Voters, err = config.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
 			return nil, err

@@ -54,6 +54,12 @@ type Config struct {
 	// leader's log end for this long leaves the ISR
 	// (replica.lag.time.max.ms).
 	ReplicaLagTimeMaxMs int64 `yaml:"replica_lag_time_max_ms"`
+	// AutoLeaderRebalanceEnable gives partitions their preferred leader
+	// (the first replica) back once it is in sync again, checked every
+	// LeaderImbalanceCheckIntervalSeconds (auto.leader.rebalance.enable,
+	// leader.imbalance.check.interval.seconds).
+	AutoLeaderRebalanceEnable           bool  `yaml:"auto_leader_rebalance_enable"`
+	LeaderImbalanceCheckIntervalSeconds int64 `yaml:"leader_imbalance_check_interval_seconds"`
 	// DefaultReplicationFactor is default.replication.factor, for
 	// auto-created topics and CreateTopics with -1; 0: min(3, brokers).
 	DefaultReplicationFactor int32 `yaml:"default_replication_factor"`
@@ -136,6 +142,9 @@ func Default() Config {
 		BrokerHeartbeatIntervalMs: 2000,
 		BrokerSessionTimeoutMs:    9000,
 		ReplicaLagTimeMaxMs:       30000,
+
+		AutoLeaderRebalanceEnable:           true,
+		LeaderImbalanceCheckIntervalSeconds: 300,
 
 		QueuedMaxRequestBytes: 256 << 20,
 		MaxConnections:        4096,
@@ -238,6 +247,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplicaLagTimeMaxMs < 1 || c.ReplicaLagTimeMaxMs > maxDurationMs {
 		return fieldError("replica_lag_time_max_ms", c.ReplicaLagTimeMaxMs, "must be positive (Kafka's default: 30000)")
+	}
+	if c.LeaderImbalanceCheckIntervalSeconds < 1 || c.LeaderImbalanceCheckIntervalSeconds > maxDurationMs/1000 {
+		return fieldError("leader_imbalance_check_interval_seconds", c.LeaderImbalanceCheckIntervalSeconds, "must be positive (Kafka's default: 300)")
 	}
 	if c.DefaultReplicationFactor < 0 || c.DefaultReplicationFactor > 32 {
 		return fieldError("default_replication_factor", c.DefaultReplicationFactor, "must be between 1 and 32, or 0 for min(3, brokers)")

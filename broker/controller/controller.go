@@ -42,6 +42,10 @@ type Controller struct {
 	// until it says it is alive.
 	fencedSeen map[int32]heard
 	since      time.Time // when this node became controller; zero: it is not
+	// rebalanceEvery is how often preferred leaders are restored (0: never);
+	// lastRebalance when that was last done.
+	rebalanceEvery time.Duration
+	lastRebalance  time.Time
 }
 
 type heard struct {
@@ -58,10 +62,15 @@ func New(sessionTimeout time.Duration) *Controller {
 	return &Controller{sessionTimeout: sessionTimeout, lastHeard: map[int32]heard{}, fencedSeen: map[int32]heard{}}
 }
 
+// RebalanceLeaders makes Tick give partitions their preferred leader back
+// every interval (auto.leader.rebalance.enable with
+// leader.imbalance.check.interval.seconds); 0 turns it off.
+func (c *Controller) RebalanceLeaders(interval time.Duration) { c.rebalanceEvery = interval }
+
 // Lead tells the controller this node became the quorum leader at now:
 // every broker's session starts again.
 func (c *Controller) Lead(now time.Time) {
-	c.since = now
+	c.since, c.lastRebalance = now, now
 	c.lastHeard = map[int32]heard{}
 	c.fencedSeen = map[int32]heard{}
 }
@@ -121,6 +130,12 @@ func (c *Controller) Tick(image *metadata.Image, now time.Time) []metadata.Recor
 				records = append(records, metadata.Record{PartitionChange: &change})
 			}
 		}
+	}
+	// Preferred leaders come back only when nothing else is to change: a
+	// tick that fences or elects leaves them to the next one.
+	if len(records) == 0 && c.rebalanceEvery > 0 && now.Sub(c.lastRebalance) >= c.rebalanceEvery {
+		c.lastRebalance = now
+		records = preferredLeaders(image, inService)
 	}
 	return records
 }

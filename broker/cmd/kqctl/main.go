@@ -14,6 +14,7 @@
 //	kqctl group reset-offsets GROUP --topic T --to earliest|latest|offset:N|shift:N|TIME [--execute]
 //	kqctl group delete GROUP...
 //	kqctl cluster describe
+//	kqctl partition elect-leaders [--topic TOPIC [-p N,...]] [--unclean]
 //
 // Everywhere: --bootstrap-server host:port[,host:port] (default $KQ_BROKERS,
 // then 127.0.0.1:9092) and -o table|json (default table).
@@ -56,6 +57,7 @@ consumer groups:
   group delete GROUP...
 cluster:
   cluster describe
+  partition elect-leaders [--topic TOPIC [-p N,...]] [--unclean]
 
 The bootstrap address defaults to $KQ_BROKERS, then 127.0.0.1:9092.
 `
@@ -72,11 +74,12 @@ type env struct {
 type command func(e *env, args []string) error
 
 var commands = map[string]map[string]command{
-	"topic":   {"create": topicCreate, "list": topicList, "describe": topicDescribe, "delete": topicDelete, "alter-config": topicAlterConfig},
-	"group":   {"list": groupList, "describe": groupDescribe, "reset-offsets": groupResetOffsets, "delete": groupDelete},
-	"cluster": {"describe": clusterDescribe},
-	"produce": {"": produce},
-	"consume": {"": consume},
+	"topic":     {"create": topicCreate, "list": topicList, "describe": topicDescribe, "delete": topicDelete, "alter-config": topicAlterConfig},
+	"group":     {"list": groupList, "describe": groupDescribe, "reset-offsets": groupResetOffsets, "delete": groupDelete},
+	"cluster":   {"describe": clusterDescribe},
+	"partition": {"elect-leaders": partitionElectLeaders},
+	"produce":   {"": produce},
+	"consume":   {"": consume},
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
