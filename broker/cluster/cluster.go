@@ -131,6 +131,9 @@ type Cluster struct {
 	fetchers *replica.Fetchers
 
 	controllerState controllerState // in a cluster of several only
+	// left is set once Leave handed this broker's leaderships over: it
+	// heartbeats no more, so the controller does not put it back.
+	left atomic.Bool
 
 	groups *group.Coordinator
 	// offsets is the internal __consumer_offsets log behind groups; it is
@@ -475,6 +478,10 @@ func CheckTopicName(name string) error {
 	return nil
 }
 
+// highWatermarkCheckpointInterval is how often replicated logs save their
+// high watermark (Kafka's replica.high.watermark.checkpoint.interval.ms).
+const highWatermarkCheckpointInterval = 5 * time.Second
+
 // groupTickInterval is how often group sessions and join deadlines are
 // checked; Kafka's timers are about as fine.
 const groupTickInterval = 100 * time.Millisecond
@@ -487,9 +494,13 @@ func (c *Cluster) maintain() {
 	defer logTicker.Stop()
 	groupTicker := time.NewTicker(groupTickInterval)
 	defer groupTicker.Stop()
-	// Kafka checks for lagging followers every half of the lag time.
+	// Kafka checks for lagging followers every half of the lag time, and
+	// saves high watermarks every 5 s
+	// (replica.high.watermark.checkpoint.interval.ms).
 	replicaTicker := time.NewTicker(time.Duration(c.cfg.ReplicaLagTimeMaxMs) * time.Millisecond / 2)
 	defer replicaTicker.Stop()
+	checkpointTicker := time.NewTicker(highWatermarkCheckpointInterval)
+	defer checkpointTicker.Stop()
 	for {
 		select {
 		case <-c.stop:
@@ -499,6 +510,13 @@ func (c *Cluster) maintain() {
 			continue
 		case <-replicaTicker.C:
 			c.eachReplica(func(r *replica.Replica) { r.Tick() })
+			continue
+		case <-checkpointTicker.C:
+			c.eachReplica(func(r *replica.Replica) {
+				if err := r.Log().SaveHighWatermark(); err != nil && !errors.Is(err, storage.ErrClosed) {
+					c.logger.Error("saving a high watermark", "log", r.Log().Dir(), "err", err)
+				}
+			})
 			continue
 		case <-logTicker.C:
 		}
@@ -564,6 +582,7 @@ func (c *Cluster) Leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
+		c.left.Store(true) // no heartbeat may undo the fence
 		records := controller.Leave(c.quorum.Image(), c.cfg.NodeID)
 		if len(records) == 0 {
 			return // fenced already

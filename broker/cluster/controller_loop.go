@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/kqstack/kqstack/broker/controller"
+	"github.com/kqstack/kqstack/broker/metadata"
 )
 
 // controllerState is this broker's part in a cluster of several: its
@@ -59,21 +62,37 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 	}
 	s.mu.Unlock()
 
-	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok {
+	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok && !c.left.Load() {
 		if err := c.quorum.Heartbeat(ctx, c.cfg.NodeID, b.Epoch); err != nil {
 			c.logger.Debug("heartbeat to the controller", "err", err)
 		}
 	}
-	s.mu.Lock()
-	records := s.controller.Tick(c.quorum.Image(), c.clock.Now())
-	s.mu.Unlock()
-	if len(records) == 0 {
-		return
+	// Brokers' fences first, alone: a partition that changed meanwhile
+	// (a leader's ISR change) must not hold a fence back. Then the
+	// partitions, decided again on the newer image if one was stale.
+	for attempt := 0; attempt < 3; attempt++ {
+		s.mu.Lock()
+		records := s.controller.Tick(c.quorum.Image(), c.clock.Now())
+		s.mu.Unlock()
+		brokers := slices.DeleteFunc(slices.Clone(records), func(r metadata.Record) bool { return r.PartitionChange != nil })
+		if len(brokers) > 0 {
+			records = brokers
+		}
+		if len(records) == 0 {
+			return
+		}
+		if _, err := c.quorum.Propose(ctx, records...); err != nil {
+			if strings.Contains(err.Error(), "stale partition change") {
+				continue
+			}
+			c.logger.Warn("the controller's changes were not committed; retrying at the next tick", "err", err)
+			return
+		}
+		c.logControllerChanges(records)
 	}
-	if _, err := c.quorum.Propose(ctx, records...); err != nil {
-		c.logger.Warn("the controller's changes were not committed; retrying at the next tick", "err", err)
-		return
-	}
+}
+
+func (c *Cluster) logControllerChanges(records []metadata.Record) {
 	for _, r := range records {
 		switch {
 		case r.FenceBroker != nil:

@@ -61,3 +61,68 @@ func (c *Cluster) ElectLeaders(partitions []TopicPartition, unclean bool) []Elec
 	}
 	return results
 }
+
+// Reassignment is one partition's answer to Reassign: nil or its Kafka
+// error.
+type Reassignment struct {
+	TopicPartition
+	Err error
+}
+
+// Reassign moves partitions to the replicas given (kafka-reassign-
+// partitions.sh; AlterPartitionReassignments): the new replicas copy each
+// partition from its leader, and once all of them are in sync the old ones
+// leave. A nil target cancels the partition's reassignment in progress.
+// Answers come in the order asked.
+func (c *Cluster) Reassign(partitions []TopicPartition, targets [][]int32) []Reassignment {
+	results := make([]Reassignment, 0, len(partitions))
+	for i, tp := range partitions {
+		image := c.quorum.Image()
+		t, ok := image.Topic(tp.Topic)
+		if !ok {
+			results = append(results, Reassignment{tp, fmt.Errorf("%w: topic %q does not exist", kerr.UnknownTopicOrPartition, tp.Topic)})
+			continue
+		}
+		record, changes, err := controller.Reassign(image, t.ID, tp.Partition, targets[i])
+		if err == nil && changes {
+			if _, err = c.propose(record); err != nil && errors.Is(err, kerr.KafkaStorageError) {
+				err = fmt.Errorf("%w: the partition changed while it was being reassigned; try again (%v)", kerr.NotController, err)
+			}
+		}
+		if err == nil && changes {
+			c.logger.Info("reassigning a partition", "topic", tp.Topic, "partition", tp.Partition, "target", targets[i])
+		}
+		results = append(results, Reassignment{tp, err})
+	}
+	return results
+}
+
+// PartitionReassignment is a reassignment in progress.
+type PartitionReassignment struct {
+	TopicPartition
+	Replicas, Adding, Removing []int32
+}
+
+// Reassignments lists the reassignments in progress, of the partitions
+// given (nil: all).
+func (c *Cluster) Reassignments(partitions []TopicPartition) []PartitionReassignment {
+	image := c.quorum.Image()
+	var wanted map[TopicPartition]bool
+	if partitions != nil {
+		wanted = map[TopicPartition]bool{}
+		for _, tp := range partitions {
+			wanted[tp] = true
+		}
+	}
+	var out []PartitionReassignment
+	for _, t := range image.Topics() {
+		for i, p := range t.Partitions {
+			tp := TopicPartition{t.Name, int32(i)}
+			if (len(p.Adding) == 0 && len(p.Removing) == 0) || (wanted != nil && !wanted[tp]) {
+				continue
+			}
+			out = append(out, PartitionReassignment{TopicPartition: tp, Replicas: p.Replicas, Adding: p.Adding, Removing: p.Removing})
+		}
+	}
+	return out
+}

@@ -50,7 +50,7 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 	var errs []error
 	for _, t := range image.Topics() {
 		local := c.byID[t.ID]
-		if local != nil && len(local.Partitions) == len(t.Partitions) && maps.Equal(local.Configs, t.Configs) {
+		if local != nil && len(local.Partitions) == len(t.Partitions) && maps.Equal(local.Configs, t.Configs) && !c.hostingChanged(local, t) {
 			errs = append(errs, c.followState(local, t, false))
 			continue
 		}
@@ -68,9 +68,35 @@ func (c *Cluster) reconcileLocked(image *metadata.Image, live bool) error {
 				}
 			}
 		}
+		// A reassignment adds this broker to a partition, or takes it away.
+		for i, p := range next.Partitions {
+			switch wanted := slices.Contains(t.Partitions[i].Replicas, c.cfg.NodeID); {
+			case wanted && p.Log == nil:
+				if err := c.clearStaleDir(t.Name, int32(i)); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				opened, err := c.openPartition(next, int32(i))
+				if err != nil {
+					errs = append(errs, fmt.Errorf("topic %q partition %d: %w", t.Name, i, err))
+					continue
+				}
+				next.Partitions[i] = opened
+				c.logger.Info("this broker is a new replica of the partition", "topic", t.Name, "partition", i)
+			case !wanted && p.Log != nil:
+				c.deleteReplica(p)
+				next.Partitions[i] = &Partition{Topic: t.Name, Index: int32(i)}
+				c.logger.Info("this broker is no longer a replica of the partition: its copy is deleted", "topic", t.Name, "partition", i)
+			}
+		}
 		for i := int32(len(next.Partitions)); i < int32(len(t.Partitions)); i++ {
 			if !slices.Contains(t.Partitions[i].Replicas, c.cfg.NodeID) {
 				next.Partitions = append(next.Partitions, &Partition{Topic: t.Name, Index: i}) // another broker's
+				// A copy left from when it was a replica (moved away while
+				// this broker was down) is stray.
+				if err := c.clearStaleDir(t.Name, i); err != nil {
+					errs = append(errs, err)
+				}
 				continue
 			}
 			if live {
@@ -121,8 +147,7 @@ func (c *Cluster) followState(local *Topic, t *metadata.Topic, configsChanged bo
 }
 
 // removeLocalLocked closes a deleted topic's logs and removes their
-// directories (renamed aside first: a stop halfway leaves only
-// "*.deleted" directories, removed at the next start).
+// directories.
 func (c *Cluster) removeLocalLocked(t *Topic) {
 	delete(c.topics, t.Name)
 	delete(c.byID, t.ID)
@@ -135,19 +160,36 @@ func (c *Cluster) removeLocalLocked(t *Topic) {
 		}
 	}
 	for _, p := range t.Partitions {
-		if p.Log == nil {
-			continue
+		if p.Log != nil {
+			c.deleteReplica(p)
 		}
-		c.fetchers.Remove(p.Replica)
-		_ = p.Log.Close()
-		aside := p.Log.Dir() + deletedSuffix
-		if err := os.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.logger.Error("moving a deleted partition aside", "dir", p.Log.Dir(), "err", err)
-			continue
+	}
+}
+
+// hostingChanged reports whether the image adds this broker to a
+// partition of the topic or takes it away.
+func (c *Cluster) hostingChanged(local *Topic, t *metadata.Topic) bool {
+	for i, p := range local.Partitions {
+		if (p.Log != nil) != slices.Contains(t.Partitions[i].Replicas, c.cfg.NodeID) {
+			return true
 		}
-		if err := os.RemoveAll(aside); err != nil {
-			c.logger.Error("removing a deleted partition", "dir", aside, "err", err)
-		}
+	}
+	return false
+}
+
+// deleteReplica stops replicating p, closes its log and removes its
+// directory (renamed aside first: a stop halfway leaves only a
+// "*.deleted" directory, removed at the next start).
+func (c *Cluster) deleteReplica(p *Partition) {
+	c.fetchers.Remove(p.Replica)
+	_ = p.Log.Close()
+	aside := p.Log.Dir() + deletedSuffix
+	if err := os.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.logger.Error("moving a deleted partition aside", "dir", p.Log.Dir(), "err", err)
+		return
+	}
+	if err := os.RemoveAll(aside); err != nil {
+		c.logger.Error("removing a deleted partition", "dir", aside, "err", err)
 	}
 }
 

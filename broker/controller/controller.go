@@ -125,7 +125,11 @@ func (c *Controller) Tick(image *metadata.Image, now time.Time) []metadata.Recor
 	for _, t := range image.Topics() {
 		unclean := t.Configs["unclean.leader.election.enable"] == "true"
 		for i, p := range t.Partitions {
-			if change, ok := elect(p, inService, unclean); ok {
+			change, ok := elect(p, inService, unclean)
+			if !ok {
+				change, ok = finishReassignment(p, inService)
+			}
+			if ok {
 				change.TopicID, change.Partition = t.ID, int32(i)
 				records = append(records, metadata.Record{PartitionChange: &change})
 			}

@@ -43,6 +43,14 @@ type Partition struct {
 	Leader         int32 // -1: none
 	LeaderEpoch    int32
 	PartitionEpoch int32
+	// Adding and Removing: a reassignment in progress (see Reassignment).
+	Adding, Removing []int32
+}
+
+// Target is the replicas a partition has once its reassignment, if any,
+// is done.
+func (p Partition) Target() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.Removing, r) })
 }
 
 // Empty is the image before the first record.
@@ -208,7 +216,7 @@ func (b *builder) apply(r Record) error {
 			return fmt.Errorf("topic %q: partition %d created out of order (it has %d)", t.Name, rec.Partition, len(t.Partitions))
 		}
 		p := Partition{Replicas: slices.Clone(rec.Replicas), ISR: slices.Clone(rec.ISR), Leader: rec.Leader,
-			LeaderEpoch: rec.LeaderEpoch, PartitionEpoch: rec.PartitionEpoch}
+			LeaderEpoch: rec.LeaderEpoch, PartitionEpoch: rec.PartitionEpoch, Adding: slices.Clone(rec.Adding), Removing: slices.Clone(rec.Removing)}
 		if err := p.check(); err != nil {
 			return fmt.Errorf("topic %q partition %d: %w", t.Name, rec.Partition, err)
 		}
@@ -225,6 +233,9 @@ func (b *builder) apply(r Record) error {
 		p := t.Partitions[rec.Partition]
 		if err := b.checkExpected(rec, p); err != nil {
 			return fmt.Errorf("topic %q partition %d: %w", t.Name, rec.Partition, err)
+		}
+		if rec.Reassignment != nil {
+			p.Replicas, p.Adding, p.Removing = slices.Clone(rec.Reassignment.Replicas), slices.Clone(rec.Reassignment.Adding), slices.Clone(rec.Reassignment.Removing)
 		}
 		if rec.ISR != nil {
 			p.ISR = slices.Clone(rec.ISR)
@@ -334,6 +345,19 @@ func (p Partition) check() error {
 	if p.Leader != -1 && !slices.Contains(p.ISR, p.Leader) {
 		return fmt.Errorf("leader %d is not in the ISR %v", p.Leader, p.ISR)
 	}
+	for _, r := range append(slices.Clone(p.Adding), p.Removing...) {
+		if !seen[r] {
+			return fmt.Errorf("reassignment: broker %d (adding %v, removing %v) is not a replica %v", r, p.Adding, p.Removing, p.Replicas)
+		}
+	}
+	for _, r := range p.Adding {
+		if slices.Contains(p.Removing, r) {
+			return fmt.Errorf("reassignment: broker %d is both added and removed", r)
+		}
+	}
+	if len(p.Target()) == 0 {
+		return fmt.Errorf("reassignment: no replica would be left")
+	}
 	return nil
 }
 
@@ -362,7 +386,7 @@ func (img *Image) Records() []Record {
 		records = append(records, Record{Topic: &TopicRecord{Name: t.Name, ID: t.ID}})
 		for i, p := range t.Partitions {
 			records = append(records, Record{Partition: &PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
-				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch}})
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, Adding: p.Adding, Removing: p.Removing}})
 		}
 		for _, name := range slices.Sorted(maps.Keys(t.Configs)) {
 			value := t.Configs[name]

@@ -84,6 +84,9 @@ type PartitionRecord struct {
 	Leader         int32   `json:"leader"` // -1: none
 	LeaderEpoch    int32   `json:"leader_epoch"`
 	PartitionEpoch int32   `json:"partition_epoch"`
+	// Adding and Removing: a reassignment in progress (snapshots only).
+	Adding   []int32 `json:"adding,omitempty"`
+	Removing []int32 `json:"removing,omitempty"`
 }
 
 // PartitionChangeRecord changes a partition's ISR or leader. A new leader
@@ -106,6 +109,19 @@ type PartitionChangeRecord struct {
 	// FromLeader is the broker that asked (a leader's ISR change), -1 or
 	// unset for the controller.
 	FromLeader *int32 `json:"from_leader,omitempty"`
+	// Reassignment sets the replicas and the reassignment in progress.
+	Reassignment *Reassignment `json:"reassignment,omitempty"`
+}
+
+// Reassignment is a partition's replicas while they move (Kafka's
+// AlterPartitionReassignments): Replicas holds the target replicas first,
+// then those leaving; Adding are the target replicas not yet in sync when
+// it began, Removing the replicas that go once they are. Both empty: the
+// replicas are just Replicas.
+type Reassignment struct {
+	Replicas []int32 `json:"replicas"`
+	Adding   []int32 `json:"adding,omitempty"`
+	Removing []int32 `json:"removing,omitempty"`
 }
 
 // ConfigRecord sets a topic config override; a nil Value removes it.

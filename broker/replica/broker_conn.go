@@ -13,9 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// maxResponseBytes bounds a response a follower reads (a fetch is asked
-// for at most fetchMaxBytes; the rest is headers).
-const maxResponseBytes = fetchMaxBytes + 1<<20
+// maxResponseBytes bounds a response a follower reads: a fetch asks for
+// fetchMaxBytes, but the first batch always comes whole, and a topic's
+// max.message.bytes may be up to a request's size (100 MiB by default).
+const maxResponseBytes = 256 << 20
 
 // brokerConn is one connection to another broker's Kafka listener, for
 // one request at a time: kmsg encodes and decodes, as for clients.

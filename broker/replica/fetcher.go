@@ -89,6 +89,12 @@ func (m *Fetchers) Close() {
 	m.mu.Unlock()
 	for _, f := range fetchers {
 		close(f.stop)
+		f.connMu.Lock()
+		f.closed = true
+		if f.conn != nil {
+			f.conn.close()
+		}
+		f.connMu.Unlock()
 	}
 	for _, f := range fetchers {
 		<-f.done
@@ -108,7 +114,11 @@ type fetcher struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	conn *brokerConn // the fetcher goroutine's own
+	// conn is the fetcher goroutine's; Close closes it under connMu to
+	// interrupt a fetch to a leader that hangs.
+	connMu sync.Mutex
+	conn   *brokerConn
+	closed bool
 }
 
 func (f *fetcher) add(r *Replica) {
@@ -156,11 +166,7 @@ func (f *fetcher) sleep(d time.Duration) bool {
 
 func (f *fetcher) run() {
 	defer close(f.done)
-	defer func() {
-		if f.conn != nil {
-			f.conn.close()
-		}
-	}()
+	defer f.dropConn()
 	for {
 		select {
 		case <-f.stop:
@@ -168,6 +174,7 @@ func (f *fetcher) run() {
 		default:
 		}
 		positions, next := f.positions()
+		f.durablePositions(positions)
 		if len(positions) == 0 {
 			if !f.sleep(min(next, backoff)) {
 				return
@@ -175,10 +182,7 @@ func (f *fetcher) run() {
 			continue
 		}
 		if err := f.fetchOnce(positions); err != nil {
-			if f.conn != nil {
-				f.conn.close()
-				f.conn = nil
-			}
+			f.dropConn()
 			f.m.logger.Debug("fetching from the leader", "leader", f.leader, "err", err)
 			if !f.sleep(backoff) {
 				return
@@ -207,6 +211,22 @@ func (f *fetcher) positions() (map[*Replica]FetchPosition, time.Duration) {
 	return positions, next
 }
 
+// durablePositions keeps the positions whose log end is on disk, in
+// durable mode fsyncing it first (an append whose answer failed later
+// was not waited for): the leader counts a follower's fetch offset as
+// replicated, so it must never be ahead of what the follower fsynced.
+func (f *fetcher) durablePositions(positions map[*Replica]FetchPosition) {
+	for r, pos := range positions {
+		if r.log.Config().Flush.Mode != storage.FlushOnDurable || r.log.DurableOffset() >= pos.FetchOffset {
+			continue
+		}
+		if err := r.log.WaitDurable(pos.FetchOffset); err != nil {
+			f.m.logger.Error("fsync of fetched records: the replica stops fetching", "log", r.log.Dir(), "err", err)
+			delete(positions, r)
+		}
+	}
+}
+
 // fetchOnce sends one fetch for positions and applies the answer; an
 // error is the connection's.
 func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
@@ -221,7 +241,16 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 		if err != nil {
 			return err
 		}
-		f.conn = conn
+		f.connMu.Lock()
+		closed := f.closed
+		if !closed {
+			f.conn = conn
+		}
+		f.connMu.Unlock()
+		if closed {
+			conn.close()
+			return errors.New("stopped")
+		}
 	}
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = 13
@@ -299,10 +328,20 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 	// fetch is on its disk.
 	for _, w := range waits {
 		if err := w.log.WaitDurable(w.at); err != nil {
-			f.m.logger.Error("fsync of fetched records", "log", w.log.Dir(), "err", err)
+			f.m.logger.Error("fsync of fetched records: the replica stops fetching", "log", w.log.Dir(), "err", err)
 		}
 	}
 	return nil
+}
+
+// dropConn closes the connection (after an error, or at the end).
+func (f *fetcher) dropConn() {
+	f.connMu.Lock()
+	defer f.connMu.Unlock()
+	if f.conn != nil {
+		f.conn.close()
+		f.conn = nil
+	}
 }
 
 // partitionFailed pauses one partition after an error in its answer.

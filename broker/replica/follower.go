@@ -24,7 +24,7 @@ type FetchPosition struct {
 func (r *Replica) Position() (FetchPosition, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.leading || r.state.Leader < 0 || r.state.Leader == r.opts.Self {
+	if r.leading || r.state.Leader < 0 || r.state.Leader == r.opts.Self || r.log.Failed() != nil {
 		return FetchPosition{}, false
 	}
 	return FetchPosition{Leader: r.state.Leader, LeaderEpoch: r.state.LeaderEpoch, FetchOffset: r.log.LogEndOffset(),
@@ -129,6 +129,12 @@ func (r *Replica) ResetTo(pos FetchPosition, leaderStart, leaderEnd int64) error
 	}
 	end := r.log.LogEndOffset()
 	switch {
+	case r.log.LogStartOffset() > leaderEnd:
+		// Even the start lies past the leader's end (an unclean election
+		// kept a shorter log): start again at the leader's end.
+		r.opts.Logger.Warn("this replica's log starts past the leader's end: it starts again there", "topic", r.opts.Topic, "partition", r.opts.Index,
+			"log_start_offset", r.log.LogStartOffset(), "leader_log_end_offset", leaderEnd)
+		return r.log.TruncateFullyAndStartAt(leaderEnd)
 	case end > leaderEnd:
 		_, err := r.log.TruncateTo(leaderEnd)
 		return err

@@ -127,17 +127,13 @@ func (r *Replica) Update(state metadata.Partition, minISR int) error {
 		r.pending = nil // applied, or overtaken by another change
 	}
 	defer r.notifyLocked()
+	wasLeading := r.leading && old.LeaderEpoch == state.LeaderEpoch
+	r.syncHighWatermarkModeLocked(old, state, wasLeading)
 	if state.Leader != r.opts.Self {
 		r.leading, r.followers = false, nil
-		if len(state.Replicas) > 1 && !r.hwKnown {
-			// A follower learns the HW from its leader; until then what it
-			// has is not known to be committed.
-			r.log.SetHighWatermark(r.log.LogStartOffset())
-			r.hwKnown = true
-		}
 		return nil
 	}
-	if r.leading && old.LeaderEpoch == state.LeaderEpoch {
+	if wasLeading {
 		r.syncFollowersLocked()
 		r.maybeAdvanceHWLocked()
 		return nil
@@ -147,18 +143,30 @@ func (r *Replica) Update(state metadata.Partition, minISR int) error {
 		return fmt.Errorf("recording leader epoch %d: %w", state.LeaderEpoch, err)
 	}
 	r.leading, r.epochStart, r.followers, r.pending = true, r.log.LogEndOffset(), map[int32]*follower{}, nil
-	if len(state.Replicas) > 1 {
-		if !r.hwKnown {
-			r.log.SetHighWatermark(r.log.LogStartOffset())
-			r.hwKnown = true
-		}
-	} else if r.hwKnown {
-		r.log.SetHighWatermark(-1)
-		r.hwKnown = false
-	}
 	r.syncFollowersLocked()
 	r.maybeAdvanceHWLocked()
 	return nil
+}
+
+// syncHighWatermarkModeLocked decides who sets the log's HW. A partition
+// of one replica has every record committed once written: the HW follows
+// the log end. One of several starts from the HW saved before a restart
+// (or the log start: what it holds is not known to be committed), unless
+// this broker led it alone until now, when all it has is committed.
+func (r *Replica) syncHighWatermarkModeLocked(old, state metadata.Partition, wasLeading bool) {
+	replicated := len(state.Replicas) > 1
+	switch {
+	case replicated && !r.hwKnown:
+		hw := r.log.SavedHighWatermark()
+		if wasLeading && len(old.Replicas) == 1 {
+			hw = r.log.LogEndOffset()
+		}
+		r.log.SetHighWatermark(max(hw, r.log.LogStartOffset()))
+		r.hwKnown = true
+	case !replicated && r.hwKnown && state.Leader == r.opts.Self:
+		r.log.SetHighWatermark(-1)
+		r.hwKnown = false
+	}
 }
 
 // syncFollowersLocked makes followers hold every other replica. A

@@ -162,20 +162,25 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 					*wake = append(*wake, log.Appended())
 				}
 				upTo, hw := log.HighWatermark(), log.HighWatermark()
-				if r.ReplicaID >= 0 {
+				switch {
+				case diverged(log, r.Version, rp, &partition):
+					// The fetcher truncates first; a follower's offset in a
+					// log that diverged says nothing of what it has.
+					partition.HighWatermark, partition.LastStableOffset, partition.LogStartOffset = hw, hw, log.LogStartOffset()
+					failed = true
+				case r.ReplicaID >= 0 && rp.FetchOffset >= log.LogStartOffset() && rp.FetchOffset <= log.LogEndOffset():
 					var news bool
 					if hw, news, err = p.Replica.FollowerFetched(r.ReplicaID, rp.FetchOffset); news {
 						failed = true // answer now: the follower needs the new high watermark
 					}
 					upTo = log.LogEndOffset()
-				}
-				if err == nil && !diverged(log, r.Version, rp, &partition) {
-					var n int
-					n, err = readPartition(log, rp, upTo, hw, &remaining, total == 0, &partition, buffers)
-					total += n
-				} else if err == nil {
-					partition.HighWatermark, partition.LastStableOffset, partition.LogStartOffset = hw, hw, log.LogStartOffset()
-					failed = true
+					fallthrough
+				default:
+					if err == nil {
+						var n int
+						n, err = readPartition(log, rp, upTo, hw, &remaining, total == 0, &partition, buffers)
+						total += n
+					}
 				}
 			}
 			if err != nil {

@@ -42,8 +42,13 @@ func handleListOffsets(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			}
 			if err == nil {
 				partition.Offset, partition.Timestamp, err = listOffset(p.Log, rp.Timestamp)
-				if rp.Timestamp == timestampLatest && r.ReplicaID >= 0 {
+				switch {
+				case rp.Timestamp == timestampLatest && r.ReplicaID >= 0:
 					partition.Offset = p.Log.LogEndOffset() // a follower's question: where the log ends
+				case r.ReplicaID < 0 && (rp.Timestamp >= 0 || rp.Timestamp == timestampMax) && partition.Offset >= p.Log.HighWatermark():
+					// Clients see only what is committed: a record above the
+					// high watermark may still vanish.
+					partition.Offset, partition.Timestamp = -1, -1
 				}
 				// The epoch the offset was written in; the latest for the end.
 				partition.LeaderEpoch = p.Log.EpochAt(partition.Offset)

@@ -65,8 +65,10 @@ type Log struct {
 	logEndOffset   atomic.Int64
 	logStartOffset atomic.Int64
 	highWatermark  atomic.Int64 // -1: the log end; see HighWatermark
-	syncedOffset   atomic.Int64 // every offset below is durable
-	failure        atomic.Pointer[error]
+	// savedHighWatermark is the last one written (high_watermark.go).
+	savedHighWatermark atomic.Int64
+	syncedOffset       atomic.Int64 // every offset below is durable
+	failure            atomic.Pointer[error]
 
 	groupCommit   groupCommit
 	durableWrites durableWrites
@@ -173,6 +175,9 @@ func (l *Log) open() error {
 	if err := l.loadProducerStates(); err != nil {
 		return err
 	}
+	if err := l.loadHighWatermark(); err != nil {
+		return err
+	}
 	return l.loadLeaderEpochs()
 }
 
@@ -257,6 +262,10 @@ func (l *Log) HighWatermark() int64 {
 	}
 	return max(hw, l.logStartOffset.Load())
 }
+
+// Failed is the error that took the log offline (a failed write or
+// fsync), nil while it is healthy.
+func (l *Log) Failed() error { return l.failed() }
 
 // SetHighWatermark sets the high watermark (replication decides it); -1
 // makes it follow the log end again. A rise wakes long polls, as an append
@@ -350,6 +359,9 @@ func (l *Log) Close() error {
 	}
 	if err == nil {
 		err = l.writeProducerSnapshotLocked()
+	}
+	if err == nil {
+		err = l.saveHighWatermarkLocked()
 	}
 	if err == nil {
 		err = WriteFileAtomic(l.fsys, filepath.Join(l.dir, cleanShutdownFile), nil)

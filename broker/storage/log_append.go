@@ -102,7 +102,7 @@ func (l *Log) appendLocked(records []byte, recordCount int, opts AppendOptions) 
 	}
 	now := l.clock.Now()
 	if opts.FromLeader {
-		return l.appendFromLeaderLocked(records, recordCount, now)
+		return l.appendFromLeaderLocked(records, recordCount, opts.Durable, now)
 	}
 	if duplicate, err := l.checkProducersLocked(records); err != nil || duplicate != nil {
 		if err != nil {
@@ -210,7 +210,7 @@ func (l *Log) countUnflushedLocked(recordCount int, durable bool, now time.Time)
 // appendFromLeaderLocked writes a follower's fetched batches as the leader
 // wrote them. Each batch's leader epoch newer than the cache's latest
 // starts there; the cache is on disk before the batches.
-func (l *Log) appendFromLeaderLocked(records []byte, recordCount int, now time.Time) (AppendResult, bool, error) {
+func (l *Log) appendFromLeaderLocked(records []byte, recordCount int, durable bool, now time.Time) (AppendResult, bool, error) {
 	first := parseBatchHeader(records)
 	end := l.logEndOffset.Load()
 	if first.BaseOffset != end {
@@ -244,7 +244,7 @@ func (l *Log) appendFromLeaderLocked(records []byte, recordCount int, now time.T
 		return AppendResult{}, false, err
 	}
 	result := AppendResult{BaseOffset: first.BaseOffset, LastOffset: end - 1, LogAppendTime: -1, LogStartOffset: l.logStartOffset.Load()}
-	return result, l.countUnflushedLocked(recordCount, false, now), nil
+	return result, l.countUnflushedLocked(recordCount, durable, now), nil
 }
 
 // maybeWriteIndexesLocked writes pending index entries once there is a

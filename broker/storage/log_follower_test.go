@@ -3,7 +3,9 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // TestAppendFromLeader: a follower writes the leader's batches as they
@@ -166,5 +168,76 @@ func TestTruncateAtTheEndDropsAnEmptyEpoch(t *testing.T) {
 	}
 	if tl.LatestLeaderEpoch() != 4 {
 		t.Fatalf("latest epoch after the truncation %d, want 4", tl.LatestLeaderEpoch())
+	}
+}
+
+// TestHighWatermarkCheckpoint: a replicated log's high watermark survives
+// a clean close and a save before a crash; an unreplicated one saves none.
+func TestHighWatermarkCheckpoint(t *testing.T) {
+	tl := openTestLog(t, smallConfig())
+	for i := range 6 {
+		tl.mustAppend(t, simpleBatch(1, int64(i)), AppendOptions{Durable: true})
+	}
+	if err := tl.SaveHighWatermark(); err != nil || tl.SavedHighWatermark() != -1 {
+		t.Fatalf("an unreplicated log saved a high watermark: %d %v", tl.SavedHighWatermark(), err)
+	}
+	tl.SetHighWatermark(4)
+	if err := tl.SaveHighWatermark(); err != nil {
+		t.Fatal(err)
+	}
+	tl.SetHighWatermark(5) // not saved before the crash
+	tl.fs = tl.fs.Restart(rand.New(rand.NewPCG(2, 2)))
+	tl.reopen(t)
+	if got := tl.SavedHighWatermark(); got != 4 {
+		t.Fatalf("after a crash: saved high watermark %d, want 4", got)
+	}
+	tl.SetHighWatermark(6)
+	if err := tl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tl.reopen(t)
+	if got := tl.SavedHighWatermark(); got != 6 {
+		t.Fatalf("after a clean close: saved high watermark %d, want 6", got)
+	}
+}
+
+// TestTruncateFullyForgetsProducers: after a follower starts again at the
+// leader's log start, its old producers' batches are gone and a retry of
+// one is appended, not taken for a duplicate of records that do not exist.
+func TestTruncateFullyForgetsProducers(t *testing.T) {
+	tl := openTestLog(t, smallConfig())
+	tl.mustAppend(t, idempotentBatch(3, 0, 0, 2), AppendOptions{})
+	if err := tl.Close(); err != nil { // a producer snapshot at offset 2
+		t.Fatal(err)
+	}
+	tl.reopen(t)
+	if err := tl.TruncateFullyAndStartAt(2); err != nil {
+		t.Fatal(err)
+	}
+	if r := tl.mustAppend(t, idempotentBatch(3, 0, 0, 2), AppendOptions{}); r.Duplicate || r.BaseOffset != 2 {
+		t.Fatalf("the producer's batch after the reset: %+v, want appended at 2", r)
+	}
+}
+
+// TestRetentionStopsAtTheHighWatermark: segments the followers may not
+// have yet are kept, however old.
+func TestRetentionStopsAtTheHighWatermark(t *testing.T) {
+	cfg := smallConfig()
+	cfg.RetentionAge = time.Hour
+	tl := openTestLog(t, cfg)
+	for i := range 60 {
+		tl.mustAppend(t, makeBatch(batchSpec{records: 1, valueSize: 200, firstTimestamp: testEpoch.UnixMilli() + int64(i)}), AppendOptions{})
+	}
+	tl.SetHighWatermark(3)
+	tl.clock.Advance(2 * time.Hour)
+	if _, err := tl.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if start := tl.LogStartOffset(); start > 3 {
+		t.Fatalf("retention moved the log start to %d, past the high watermark 3", start)
+	}
+	tl.SetHighWatermark(-1)
+	if _, err := tl.EnforceRetention(); err != nil || tl.LogStartOffset() <= 3 {
+		t.Fatalf("with the high watermark at the end: start %d, %v", tl.LogStartOffset(), err)
 	}
 }

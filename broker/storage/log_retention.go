@@ -58,6 +58,11 @@ func (l *Log) EnforceRetention() (int, error) {
 		if !expired && !oversized {
 			break
 		}
+		// Never past the high watermark: followers may still need it, and
+		// a log start above it would pass it off as replicated.
+		if next := segments[deletable+1].baseOffset; next > l.HighWatermark() {
+			break
+		}
 		total -= s.size.Load()
 		deletable++
 	}

@@ -191,7 +191,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if _, err := l.truncateFullyAtLocked(offset); err != nil {
 		return l.fail(err)
 	}
-	if err := l.truncateProducerSnapshotsLocked(offset); err != nil {
+	// Nothing of the old log is left, so neither is its producers' state:
+	// a snapshot at or below the new start would bring it back.
+	if err := l.truncateProducerSnapshotsLocked(-1); err != nil {
 		return l.fail(err)
 	}
 	if err := l.writeLeaderEpochsLocked(); err != nil {
