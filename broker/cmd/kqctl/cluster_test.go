@@ -1,7 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,14 +74,90 @@ func TestClusterAndReplicasAsKafkaToolsShowThem(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "of 2 partitions' leaders") {
 		t.Fatalf("elect-leaders: %d %q %q", code, out, errOut)
 	}
-	topic, _ := brokers[0].Cluster.Topic("orders")
-	for _, p := range topic.Partitions {
-		if s := p.State(); s.Leader != s.Replicas[0] {
-			t.Fatalf("partition %d after elect-leaders: leader %d, preferred %d", p.Index, s.Leader, s.Replicas[0])
+	// The broker that answered applied the elections; this one may be a
+	// moment behind.
+	for preferred := false; !preferred; {
+		preferred = true
+		topic, _ := brokers[0].Cluster.Topic("orders")
+		for _, p := range topic.Partitions {
+			if s := p.State(); s.Leader != s.Replicas[0] {
+				preferred = false
+				if time.Now().After(deadline.Add(30 * time.Second)) {
+					t.Fatalf("partition %d after elect-leaders: leader %d, preferred %d", p.Index, s.Leader, s.Replicas[0])
+				}
+			}
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	code, out, _ = kqctl("", "partition", "elect-leaders", "--topic", "orders", "-p", "0")
 	if code != 0 || !strings.Contains(out, "elected 0 of 1") || !strings.Contains(out, "leads already") {
 		t.Fatalf("elect-leaders when the preferred replica leads: %d %q", code, out)
+	}
+}
+
+// TestScaleOutProcedure is the documented way to add a broker: start it
+// with the voters' list (it joins as a non-voting member), check it is in
+// service, move partitions onto it with a plan, watch the reassignments
+// finish, and elect the preferred leaders.
+func TestScaleOutProcedure(t *testing.T) {
+	brokers := brokertest.StartCluster(t, 3, func(c *config.Config) {
+		c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 100, 1000
+	})
+	kqctl := kqctlAt(brokers[0].Addr)
+	if code, out, errOut := kqctl("", "topic", "create", "orders", "-p", "3", "-r", "2"); code != 0 {
+		t.Fatalf("create: %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := kqctl("a\nb\nc\nd\ne\nf\n", "produce", "orders"); code != 0 {
+		t.Fatalf("produce: %d %q %q", code, out, errOut)
+	}
+	brokertest.JoinCluster(t, brokers, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for code, out, _ := kqctl("", "cluster", "describe"); code != 0 || !regexp.MustCompile(`(?m)^4\s.*in service`).MatchString(out); code, out, _ = kqctl("", "cluster", "describe") {
+		if time.Now().After(deadline) {
+			t.Fatalf("broker 4 not in service: %q", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(plan, []byte(`{"version":1,"partitions":[{"topic":"orders","partition":0,"replicas":[4,1]},{"topic":"orders","partition":1,"replicas":[4,2]},{"topic":"orders","partition":2,"replicas":[4,3]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := kqctl("", "partition", "reassign", "--file", plan); code != 0 || strings.Count(out, "reassignment started") != 3 {
+		t.Fatalf("reassign: %d %q %q", code, out, errOut)
+	}
+	for code, out, _ := kqctl("", "partition", "reassignments"); code != 0 || !strings.Contains(out, "no reassignment in progress"); code, out, _ = kqctl("", "partition", "reassignments") {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("reassignments did not finish: %q", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	kqctl("", "partition", "elect-leaders", "--topic", "orders")
+	// Every broker applies the last changes a moment after the one asked.
+	for {
+		code, out, errOut := kqctl("", "topic", "describe", "orders", "-o", "json")
+		var described struct {
+			Partitions []struct {
+				Leader   int32   `json:"leader"`
+				Replicas []int32 `json:"replicas"`
+			} `json:"partition_details"`
+			Records int `json:"records"`
+		}
+		if err := json.Unmarshal([]byte(out), &described); code != 0 || err != nil {
+			t.Fatalf("describe: %d %v %q %q", code, err, out, errOut)
+		}
+		moved := described.Records == 6
+		for i, p := range described.Partitions {
+			moved = moved && p.Leader == 4 && slices.Equal(p.Replicas, []int32{4, int32(i + 1)})
+		}
+		if moved {
+			break
+		}
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("after the moves and elect-leaders: %q; want broker 4 leading [4 N] for partition N-1", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, out, _ := kqctl("", "partition", "reassign", "orders", "-p", "0", "--cancel"); code != 0 || !strings.Contains(out, "NO_REASSIGNMENT_IN_PROGRESS") {
+		t.Fatalf("cancel with nothing in progress: %d %q", code, out)
 	}
 }

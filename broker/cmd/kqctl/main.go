@@ -15,6 +15,8 @@
 //	kqctl group delete GROUP...
 //	kqctl cluster describe
 //	kqctl partition elect-leaders [--topic TOPIC [-p N,...]] [--unclean]
+//	kqctl partition reassign TOPIC -p N --replicas 1,2,3 | --file PLAN.json [--cancel]
+//	kqctl partition reassignments
 //
 // Everywhere: --bootstrap-server host:port[,host:port] (default $KQ_BROKERS,
 // then 127.0.0.1:9092) and -o table|json (default table).
@@ -58,6 +60,8 @@ consumer groups:
 cluster:
   cluster describe
   partition elect-leaders [--topic TOPIC [-p N,...]] [--unclean]
+  partition reassign TOPIC -p N --replicas 1,2,3 | --file PLAN.json  [--cancel]
+  partition reassignments
 
 The bootstrap address defaults to $KQ_BROKERS, then 127.0.0.1:9092.
 `
@@ -77,7 +81,7 @@ var commands = map[string]map[string]command{
 	"topic":     {"create": topicCreate, "list": topicList, "describe": topicDescribe, "delete": topicDelete, "alter-config": topicAlterConfig},
 	"group":     {"list": groupList, "describe": groupDescribe, "reset-offsets": groupResetOffsets, "delete": groupDelete},
 	"cluster":   {"describe": clusterDescribe},
-	"partition": {"elect-leaders": partitionElectLeaders},
+	"partition": {"elect-leaders": partitionElectLeaders, "reassign": partitionReassign, "reassignments": partitionReassignments},
 	"produce":   {"": produce},
 	"consume":   {"": consume},
 }
