@@ -54,9 +54,12 @@ const maxForwardBytes = 16 << 20
 // dialLeader connects to the leader's controller listener, with ctx's
 // deadline on the connection.
 func (q *Quorum) dialLeader(ctx context.Context, purpose string) (net.Conn, raft.ServerAddress, error) {
-	address, _ := q.raft.LeaderWithID()
+	address, id := q.raft.LeaderWithID()
 	if address == "" {
 		return nil, "", fmt.Errorf("%w: no leader is known yet", ErrNotLeader)
+	}
+	if own, err := voterAddresses(q.cfg.Voters).ServerAddr(id); err == nil {
+		address = own // where this broker reaches it
 	}
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", string(address))

@@ -145,7 +145,10 @@ func (q *Quorum) start(voters []Voter, alone, nonVoter bool) error {
 		if err != nil {
 			return fmt.Errorf("controller address %s: %w", selfAddr, err)
 		}
-		q.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(cfg.Listener, advertise, q.serveMember), 3, 2*time.Second, logger)
+		q.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: newStreamLayer(cfg.Listener, advertise, q.serveMember), MaxPool: 3, Timeout: 2 * time.Second, Logger: logger,
+			ServerAddressProvider: voterAddresses(voters),
+		})
 	}
 	snapshots, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, logger)
 	if err != nil {
@@ -280,6 +283,22 @@ func (q *Quorum) Close() error {
 		_ = closer.Close()
 	}
 	return errors.Join(err, q.logs.Close())
+}
+
+// voterAddresses finds the voters at the addresses this broker's own
+// controller_quorum_voters gives, not those in the quorum's configuration
+// (each voter's own): like Kafka's controller.quorum.voters, the list is
+// each broker's view, so a broker can reach another through a proxy, a
+// NAT or another name. Non-voters are where the configuration says.
+type voterAddresses []Voter
+
+func (v voterAddresses) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	for _, voter := range v {
+		if strconv.Itoa(int(voter.ID)) == string(id) {
+			return raft.ServerAddress(voter.Addr), nil
+		}
+	}
+	return "", fmt.Errorf("server %s is not among this broker's voters", id)
 }
 
 func containsVoter(voters []Voter, id int32) bool { return indexOfVoter(voters, id) >= 0 }
