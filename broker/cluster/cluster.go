@@ -211,7 +211,9 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, contro
 		if cfg.AutoLeaderRebalanceEnable {
 			c.controllerState.controller.RebalanceLeaders(time.Duration(cfg.LeaderImbalanceCheckIntervalSeconds) * time.Second)
 		}
+		c.controllerState.kick = make(chan struct{}, 1)
 		quorumConfig.OnHeartbeat = c.heartbeatReceived
+		quorumConfig.OnHeartbeatLost = c.heartbeatLost
 		if quorumConfig.Voters, err = config.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
 			return nil, err
 		}

@@ -18,6 +18,8 @@ import (
 type controllerState struct {
 	mu         sync.Mutex
 	controller *controller.Controller
+	// kick asks the loop for a tick now (a broker's connection was lost).
+	kick chan struct{}
 }
 
 // heartbeatReceived is the quorum's OnHeartbeat hook (on the leader).
@@ -28,6 +30,32 @@ func (c *Cluster) heartbeatReceived(brokerID int32, epoch int64) {
 	if s.controller != nil {
 		s.controller.Heartbeat(brokerID, epoch, c.clock.Now())
 	}
+}
+
+// heartbeatLost is the quorum's OnHeartbeatLost hook (on the leader): a
+// broker's heartbeat connection closed from its side. It is fenced after
+// lostGrace without a heartbeat, checked by a tick then.
+func (c *Cluster) heartbeatLost(brokerID int32, epoch int64) {
+	s := &c.controllerState
+	grace := c.lostGrace()
+	s.mu.Lock()
+	if s.controller != nil {
+		s.controller.Lost(brokerID, epoch, c.clock.Now(), grace)
+	}
+	s.mu.Unlock()
+	c.logger.Info("a broker's heartbeat connection closed; it is fenced unless it heartbeats again", "broker", brokerID, "grace", grace)
+	time.AfterFunc(grace+10*time.Millisecond, func() {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// lostGrace is how long a broker whose heartbeat connection closed has to
+// heartbeat on a new one: one heartbeat interval, at most a second.
+func (c *Cluster) lostGrace() time.Duration {
+	return min(time.Duration(c.cfg.BrokerHeartbeatIntervalMs)*time.Millisecond, time.Second)
 }
 
 // runController heartbeats every broker_heartbeat_interval_ms and, on the
@@ -42,6 +70,7 @@ func (c *Cluster) runController() {
 		case <-c.stop:
 			return
 		case <-ticker.C:
+		case <-c.controllerState.kick:
 		}
 		c.controllerTick(interval)
 	}

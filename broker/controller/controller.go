@@ -17,6 +17,10 @@
 //     unfenced once two heartbeats came after the fence was seen (one could
 //     have been on its way when a broker fenced itself to stop);
 //     partitions without a leader whose ISR holds it get it back.
+//   - A broker whose heartbeat connection closed from its side (its
+//     process died: the kernel closes its sockets) is fenced once a short
+//     grace passes without a heartbeat on a new connection, not at the end
+//     of its session: both signals count.
 //   - A new controller first treats every broker as heard from at the
 //     moment it took over, so no broker is fenced for the silence of an
 //     election.
@@ -87,6 +91,18 @@ func (c *Controller) Heartbeat(brokerID int32, epoch int64, now time.Time) {
 	if seen, ok := c.fencedSeen[brokerID]; ok && seen.epoch == epoch && now.After(seen.at) {
 		seen.beats++
 		c.fencedSeen[brokerID] = seen
+	}
+}
+
+// Lost records that a broker's heartbeat connection closed from its side:
+// unless it heartbeats again within grace (a new connection), the next
+// Tick after that fences it, without waiting out its session.
+func (c *Controller) Lost(brokerID int32, epoch int64, now time.Time, grace time.Duration) {
+	if last, ok := c.lastHeard[brokerID]; ok && last.epoch == epoch {
+		expires := now.Add(grace).Add(-c.sessionTimeout)
+		if expires.Before(last.at) {
+			c.lastHeard[brokerID] = heard{epoch: epoch, at: expires}
+		}
 	}
 }
 

@@ -227,3 +227,36 @@ func TestStaleDecisionsAndUncleanElection(t *testing.T) {
 		t.Fatal("unclean election with no replica in service changed something")
 	}
 }
+
+// TestLostConnectionFencesBeforeTheSession: a broker whose heartbeat
+// connection closed is fenced once the grace passes without a heartbeat,
+// long before its session would end; one that heartbeats again in time
+// (a new connection) stays.
+func TestLostConnectionFencesBeforeTheSession(t *testing.T) {
+	image := cluster3(t)
+	c := New(9 * time.Second)
+	c.Lead(t0)
+	now := t0.Add(10 * time.Second)
+	for _, b := range []int32{1, 2, 3} {
+		c.Heartbeat(b, 10, now)
+	}
+	c.Lost(2, 10, now, time.Second)
+	c.Lost(3, 10, now, time.Second)
+	c.Heartbeat(3, 10, now.Add(500*time.Millisecond)) // back on a new connection
+	if records := c.Tick(image, now.Add(900*time.Millisecond)); records != nil {
+		t.Fatalf("within the grace: %+v", records)
+	}
+	records := c.Tick(image, now.Add(1100*time.Millisecond))
+	if len(records) == 0 || records[0].FenceBroker == nil || records[0].FenceBroker.BrokerID != 2 {
+		t.Fatalf("after the grace: %+v, want broker 2 fenced first", records)
+	}
+	for _, r := range records {
+		if r.FenceBroker != nil && r.FenceBroker.BrokerID != 2 {
+			t.Fatalf("broker %d fenced too: it heartbeat again", r.FenceBroker.BrokerID)
+		}
+	}
+	c.Lost(1, 9, now, time.Second) // an older epoch's connection: no news
+	if records := c.Tick(apply(t, image, records), now.Add(2*time.Second)); slices.ContainsFunc(records, func(r metadata.Record) bool { return r.FenceBroker != nil && r.FenceBroker.BrokerID == 1 }) {
+		t.Fatal("a lost connection of an old epoch fenced the broker")
+	}
+}

@@ -54,12 +54,9 @@ const maxForwardBytes = 16 << 20
 // dialLeader connects to the leader's controller listener, with ctx's
 // deadline on the connection.
 func (q *Quorum) dialLeader(ctx context.Context, purpose string) (net.Conn, raft.ServerAddress, error) {
-	address, id := q.raft.LeaderWithID()
+	address := raft.ServerAddress(q.leaderAddress()) // where this broker reaches it
 	if address == "" {
 		return nil, "", fmt.Errorf("%w: no leader is known yet", ErrNotLeader)
-	}
-	if own, err := voterAddresses(q.cfg.Voters).ServerAddr(id); err == nil {
-		address = own // where this broker reaches it
 	}
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", string(address))
@@ -115,6 +112,9 @@ func (q *Quorum) serveMember(conn net.Conn, magic byte) {
 	case heartbeatMagic:
 		q.serveHeartbeat(conn)
 		return
+	case sessionMagic:
+		q.serveHeartbeatSession(conn)
+		return
 	case joinMagic:
 		q.serveJoin(conn)
 		return
@@ -140,34 +140,17 @@ func (q *Quorum) serveHeartbeat(conn net.Conn) {
 }
 
 // Heartbeat tells the leader this broker (id, registered epoch) is alive:
-// on the leader, its own hook; elsewhere a message over the controller
-// listener.
+// on the leader, its own hook; elsewhere over the heartbeat session
+// (heartbeat_session.go).
 func (q *Quorum) Heartbeat(ctx context.Context, brokerID int32, epoch int64) error {
 	if q.IsLeader() {
+		q.session.close()
 		if q.cfg.OnHeartbeat != nil {
 			q.cfg.OnHeartbeat(brokerID, epoch)
 		}
 		return nil
 	}
-	conn, address, err := q.dialLeader(ctx, "heartbeat")
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	message := []byte{heartbeatMagic}
-	message = binary.BigEndian.AppendUint32(message, uint32(brokerID))
-	message = binary.BigEndian.AppendUint64(message, uint64(epoch))
-	if _, err := conn.Write(message); err != nil {
-		return fmt.Errorf("heartbeat to the metadata leader at %s: %w", address, err)
-	}
-	var status [1]byte
-	if _, err := io.ReadFull(conn, status[:]); err != nil {
-		return fmt.Errorf("heartbeat to the metadata leader at %s: %w", address, err)
-	}
-	if status[0] != forwardOK {
-		return fmt.Errorf("%w: %s moved on", ErrNotLeader, address)
-	}
-	return nil
+	return q.heartbeatRemote(ctx, brokerID, epoch)
 }
 
 // serveForward applies one forwarded entry on the leader and answers.
@@ -265,7 +248,7 @@ func (s *streamLayer) sort(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	if first[0] == forwardMagic || first[0] == heartbeatMagic || first[0] == joinMagic {
+	if first[0] == forwardMagic || first[0] == heartbeatMagic || first[0] == sessionMagic || first[0] == joinMagic {
 		s.forwarded(conn, first[0])
 		return
 	}

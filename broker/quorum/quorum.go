@@ -63,6 +63,9 @@ type Config struct {
 	OnApply func(image *metadata.Image, records []metadata.Record)
 	// OnHeartbeat is called on the leader with each broker's heartbeat.
 	OnHeartbeat func(brokerID int32, epoch int64)
+	// OnHeartbeatLost is called on the leader when a broker's heartbeat
+	// connection was closed or reset from its side (it may have died).
+	OnHeartbeatLost func(brokerID int32, epoch int64)
 	Logger      *slog.Logger
 }
 
@@ -75,6 +78,7 @@ type Quorum struct {
 	transport raft.Transport
 	closed    chan struct{} // closed by Close: the join loop ends
 	closeOnce sync.Once
+	session   heartbeatSession // this broker's heartbeats to the leader
 	// startIndex is the last log index at open, and startCommand the last
 	// entry of records at or below it: the image is complete once raft has
 	// handed over the first and the image holds the second (raft's own
@@ -270,6 +274,7 @@ func (q *Quorum) Snapshot() error { return q.raft.Snapshot().Error() }
 // Close leaves the quorum: raft stops, the files close.
 func (q *Quorum) Close() error {
 	q.closeOnce.Do(func() { close(q.closed) })
+	q.session.close()
 	if q.IsLeader() && len(q.cfg.Voters) > 1 {
 		// Hand the leadership over first: the others go on at once, and
 		// learn that the last entries are committed, instead of waiting
