@@ -66,7 +66,7 @@ type Config struct {
 	// OnHeartbeatLost is called on the leader when a broker's heartbeat
 	// connection was closed or reset from its side (it may have died).
 	OnHeartbeatLost func(brokerID int32, epoch int64)
-	Logger      *slog.Logger
+	Logger          *slog.Logger
 }
 
 // Quorum is this node's member of the metadata quorum.
