@@ -131,6 +131,8 @@ type Cluster struct {
 	fetchers *replica.Fetchers
 
 	controllerState controllerState // in a cluster of several only
+	// checkpointing is set while high watermarks are being saved.
+	checkpointing atomic.Bool
 	// left is set once Leave handed this broker's leaderships over: it
 	// heartbeats no more, so the controller does not put it back.
 	left atomic.Bool
@@ -185,6 +187,7 @@ func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger,
 	c.lock = lock
 	go c.maintain()
 	if c.controllerState.controller != nil {
+		c.quorum.WatchLeader(c.leaderChanged)
 		c.controllerDone = make(chan struct{})
 		go func() {
 			defer close(c.controllerDone)
@@ -214,6 +217,7 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, contro
 		c.controllerState.kick = make(chan struct{}, 1)
 		quorumConfig.OnHeartbeat = c.heartbeatReceived
 		quorumConfig.OnHeartbeatLost = c.heartbeatLost
+		quorumConfig.OnHeartbeatSessionLost = func() { c.kickAfter(0) }
 		if quorumConfig.Voters, err = config.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
 			return nil, err
 		}
@@ -514,11 +518,18 @@ func (c *Cluster) maintain() {
 			c.eachReplica(func(r *replica.Replica) { r.Tick() })
 			continue
 		case <-checkpointTicker.C:
-			c.eachReplica(func(r *replica.Replica) {
-				if err := r.Log().SaveHighWatermark(); err != nil && !errors.Is(err, storage.ErrClosed) {
-					c.logger.Error("saving a high watermark", "log", r.Log().Dir(), "err", err)
-				}
-			})
+			// Off this goroutine: an fsync per partition must not hold up
+			// the group timers.
+			if c.checkpointing.CompareAndSwap(false, true) {
+				go func() {
+					defer c.checkpointing.Store(false)
+					c.eachReplica(func(r *replica.Replica) {
+						if err := r.Log().SaveHighWatermark(); err != nil && !errors.Is(err, storage.ErrClosed) {
+							c.logger.Error("saving a high watermark", "log", r.Log().Dir(), "err", err)
+						}
+					})
+				}()
+			}
 			continue
 		case <-logTicker.C:
 		}

@@ -20,33 +20,41 @@ type controllerState struct {
 	controller *controller.Controller
 	// kick asks the loop for a tick now (a broker's connection was lost).
 	kick chan struct{}
+	// lastLeader is the quorum leader this broker last knew of, when it
+	// was not itself.
+	lastLeader int32
 }
 
 // heartbeatReceived is the quorum's OnHeartbeat hook (on the leader).
-func (c *Cluster) heartbeatReceived(brokerID int32, epoch int64) {
+func (c *Cluster) heartbeatReceived(brokerID int32, epoch int64, session uint64) {
 	s := &c.controllerState
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.controller != nil {
-		s.controller.Heartbeat(brokerID, epoch, c.clock.Now())
+		s.controller.HeartbeatOn(brokerID, epoch, session, c.clock.Now())
 	}
 }
 
 // heartbeatLost is the quorum's OnHeartbeatLost hook (on the leader): a
 // broker's heartbeat connection closed from its side. It is fenced after
 // lostGrace without a heartbeat, checked by a tick then.
-func (c *Cluster) heartbeatLost(brokerID int32, epoch int64) {
+func (c *Cluster) heartbeatLost(brokerID int32, epoch int64, session uint64) {
 	s := &c.controllerState
 	grace := c.lostGrace()
 	s.mu.Lock()
 	if s.controller != nil {
-		s.controller.Lost(brokerID, epoch, c.clock.Now(), grace)
+		s.controller.Lost(brokerID, epoch, session, c.clock.Now(), grace)
 	}
 	s.mu.Unlock()
 	c.logger.Info("a broker's heartbeat connection closed; it is fenced unless it heartbeats again", "broker", brokerID, "grace", grace)
-	time.AfterFunc(grace+10*time.Millisecond, func() {
+	c.kickAfter(grace)
+}
+
+// kickAfter asks the controller loop for a tick once d has passed.
+func (c *Cluster) kickAfter(d time.Duration) {
+	time.AfterFunc(d+10*time.Millisecond, func() {
 		select {
-		case s.kick <- struct{}{}:
+		case c.controllerState.kick <- struct{}{}:
 		default:
 		}
 	})
@@ -56,6 +64,22 @@ func (c *Cluster) heartbeatLost(brokerID int32, epoch int64) {
 // heartbeat on a new one: one heartbeat interval, at most a second.
 func (c *Cluster) lostGrace() time.Duration {
 	return min(time.Duration(c.cfg.BrokerHeartbeatIntervalMs)*time.Millisecond, time.Second)
+}
+
+// leaderChanged is the quorum's leadership watch: it remembers the last
+// leader other than this broker, and has the loop tick at once, so a new
+// controller starts deciding without waiting for the next tick.
+func (c *Cluster) leaderChanged(leader int32) {
+	s := &c.controllerState
+	if leader >= 0 && leader != c.cfg.NodeID {
+		s.mu.Lock()
+		s.lastLeader = leader
+		s.mu.Unlock()
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // runController heartbeats every broker_heartbeat_interval_ms and, on the
@@ -86,6 +110,16 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 	case leading && !s.controller.Leading():
 		s.controller.Lead(now)
 		c.logger.Info("this broker is the controller now")
+		// The controller before may have died with its broker: it gets a
+		// short grace to heartbeat here, not a whole session, or its
+		// partitions would wait that long for new leaders.
+		if previous, ok := c.quorum.Image().Broker(s.lastLeader); ok && previous.ID != c.cfg.NodeID && !previous.Fenced {
+			grace := 2 * c.lostGrace()
+			s.controller.HeartbeatOn(previous.ID, previous.Epoch, 0, now)
+			s.controller.Lost(previous.ID, previous.Epoch, 0, now, grace)
+			c.logger.Info("the controller before this one must heartbeat soon, or be fenced", "broker", previous.ID, "grace", grace)
+			c.kickAfter(grace)
+		}
 	case !leading && s.controller.Leading():
 		s.controller.Resign()
 	}

@@ -182,15 +182,21 @@ func (c *Cluster) hostingChanged(local *Topic, t *metadata.Topic) bool {
 // "*.deleted" directory, removed at the next start).
 func (c *Cluster) deleteReplica(p *Partition) {
 	c.fetchers.Remove(p.Replica)
+	p.Replica.Close()
 	_ = p.Log.Close()
 	aside := p.Log.Dir() + deletedSuffix
 	if err := os.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.logger.Error("moving a deleted partition aside", "dir", p.Log.Dir(), "err", err)
 		return
 	}
-	if err := os.RemoveAll(aside); err != nil {
-		c.logger.Error("removing a deleted partition", "dir", aside, "err", err)
-	}
+	// Removed in the background: this runs in the metadata quorum's apply
+	// hook, which a large partition must not hold up. A stop halfway
+	// leaves the "*.deleted" directory to the next start.
+	go func() {
+		if err := os.RemoveAll(aside); err != nil {
+			c.logger.Error("removing a deleted partition", "dir", aside, "err", err)
+		}
+	}()
 }
 
 // clearStaleDir moves aside a partition directory that no topic owns (left

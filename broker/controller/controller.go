@@ -55,6 +55,8 @@ type Controller struct {
 type heard struct {
 	epoch int64
 	at    time.Time
+	// session is the heartbeat connection it came on (0: none).
+	session uint64
 	// beats counts heartbeats of this epoch since (fencedSeen only): two
 	// are needed to come back, so one that was on its way when a broker
 	// fenced itself to stop cannot undo the stop.
@@ -87,21 +89,28 @@ func (c *Controller) Leading() bool { return !c.since.IsZero() }
 
 // Heartbeat records a broker's heartbeat.
 func (c *Controller) Heartbeat(brokerID int32, epoch int64, now time.Time) {
-	c.lastHeard[brokerID] = heard{epoch: epoch, at: now}
+	c.HeartbeatOn(brokerID, epoch, 0, now)
+}
+
+// HeartbeatOn records a broker's heartbeat that came on heartbeat
+// connection session.
+func (c *Controller) HeartbeatOn(brokerID int32, epoch int64, session uint64, now time.Time) {
+	c.lastHeard[brokerID] = heard{epoch: epoch, at: now, session: session}
 	if seen, ok := c.fencedSeen[brokerID]; ok && seen.epoch == epoch && now.After(seen.at) {
 		seen.beats++
 		c.fencedSeen[brokerID] = seen
 	}
 }
 
-// Lost records that a broker's heartbeat connection closed from its side:
-// unless it heartbeats again within grace (a new connection), the next
-// Tick after that fences it, without waiting out its session.
-func (c *Controller) Lost(brokerID int32, epoch int64, now time.Time, grace time.Duration) {
-	if last, ok := c.lastHeard[brokerID]; ok && last.epoch == epoch {
+// Lost records that a broker's heartbeat connection session closed from
+// its side: unless it heartbeats again within grace (on a new
+// connection), the next Tick after that fences it, without waiting out
+// its session. A connection the broker heartbeat on after is no news.
+func (c *Controller) Lost(brokerID int32, epoch int64, session uint64, now time.Time, grace time.Duration) {
+	if last, ok := c.lastHeard[brokerID]; ok && last.epoch == epoch && last.session == session {
 		expires := now.Add(grace).Add(-c.sessionTimeout)
 		if expires.Before(last.at) {
-			c.lastHeard[brokerID] = heard{epoch: epoch, at: expires}
+			c.lastHeard[brokerID] = heard{epoch: epoch, at: expires, session: session}
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/kqstack/kqstack/broker/metadata"
 )
 
@@ -238,11 +240,11 @@ func TestLostConnectionFencesBeforeTheSession(t *testing.T) {
 	c.Lead(t0)
 	now := t0.Add(10 * time.Second)
 	for _, b := range []int32{1, 2, 3} {
-		c.Heartbeat(b, 10, now)
+		c.HeartbeatOn(b, 10, uint64(b), now)
 	}
-	c.Lost(2, 10, now, time.Second)
-	c.Lost(3, 10, now, time.Second)
-	c.Heartbeat(3, 10, now.Add(500*time.Millisecond)) // back on a new connection
+	c.Lost(2, 10, 2, now, time.Second)
+	c.HeartbeatOn(3, 10, 30, now.Add(500*time.Millisecond)) // back on a new connection
+	c.Lost(3, 10, 3, now.Add(600*time.Millisecond), time.Second) // the old one's close, noticed late: no news
 	if records := c.Tick(image, now.Add(900*time.Millisecond)); records != nil {
 		t.Fatalf("within the grace: %+v", records)
 	}
@@ -255,8 +257,54 @@ func TestLostConnectionFencesBeforeTheSession(t *testing.T) {
 			t.Fatalf("broker %d fenced too: it heartbeat again", r.FenceBroker.BrokerID)
 		}
 	}
-	c.Lost(1, 9, now, time.Second) // an older epoch's connection: no news
+	c.Lost(1, 9, 1, now, time.Second) // an older epoch's connection: no news
 	if records := c.Tick(apply(t, image, records), now.Add(2*time.Second)); slices.ContainsFunc(records, func(r metadata.Record) bool { return r.FenceBroker != nil && r.FenceBroker.BrokerID == 1 }) {
 		t.Fatal("a lost connection of an old epoch fenced the broker")
+	}
+}
+
+// TestReassignmentKeepsAnInSyncCopy: a cancel that would drop the only
+// in-sync replica (one being added) is refused, and a new target keeps the
+// replicas being added, as removing, until it is in sync.
+func TestReassignmentKeepsAnInSyncCopy(t *testing.T) {
+	image := cluster3(t)
+	image = apply(t, image, []metadata.Record{
+		{RegisterBroker: &metadata.RegisterBrokerRecord{BrokerID: 4, Epoch: 10}},
+		{UnfenceBroker: &metadata.UnfenceBrokerRecord{BrokerID: 4, Epoch: 10}},
+	})
+	single := metadata.TopicID{15: 2} // one replica, on broker 3
+	start, ok, err := Reassign(image, single, 0, []int32{4, 1})
+	if err != nil || !ok {
+		t.Fatalf("reassign: %v %v", ok, err)
+	}
+	image = apply(t, image, []metadata.Record{start})
+	p := partition(image, "single", 0)
+	if !slices.Equal(p.Replicas, []int32{4, 1, 3}) || !slices.Equal(p.Adding, []int32{4, 1}) || !slices.Equal(p.Removing, []int32{3}) {
+		t.Fatalf("started: %+v", p)
+	}
+	// Broker 4 catches up; then broker 3, the old replica, is fenced.
+	four := int32(4)
+	image = apply(t, image, []metadata.Record{{PartitionChange: &metadata.PartitionChangeRecord{TopicID: single, ISR: []int32{3, 4}}}})
+	image = apply(t, image, []metadata.Record{{FenceBroker: &metadata.FenceBrokerRecord{BrokerID: 3, Epoch: 10}},
+		{PartitionChange: &metadata.PartitionChangeRecord{TopicID: single, ISR: []int32{4}, Leader: &four}}})
+	if _, _, err := Reassign(image, single, 0, nil); !errors.Is(err, kerr.InvalidReplicaAssignment) {
+		t.Fatalf("cancel that would drop the only in-sync replica: %v", err)
+	}
+	replaced, ok, err := Reassign(image, single, 0, []int32{1, 2})
+	if err != nil || !ok {
+		t.Fatalf("replace: %v %v", ok, err)
+	}
+	image = apply(t, image, []metadata.Record{replaced})
+	p = partition(image, "single", 0)
+	if !slices.Contains(p.Replicas, 4) || !slices.Contains(p.Removing, 4) || !slices.Equal(p.ISR, []int32{4}) || p.Leader != 4 {
+		t.Fatalf("replaced: %+v; broker 4 must stay (removing) and lead until [1 2] is in sync", p)
+	}
+	if done, ok := finishReassignment(p, map[int32]bool{1: true, 2: true, 4: true}); ok {
+		t.Fatalf("finished before the target was in sync: %+v", done)
+	}
+	p.ISR = []int32{4, 1, 2}
+	done, ok := finishReassignment(p, map[int32]bool{1: true, 2: true, 4: true})
+	if !ok || !slices.Equal(done.Reassignment.Replicas, []int32{1, 2}) || done.Leader == nil || *done.Leader != 1 || !slices.Equal(done.ISR, []int32{1, 2}) {
+		t.Fatalf("finish: %+v %v", done, ok)
 	}
 }

@@ -24,12 +24,16 @@ func Reassign(image *metadata.Image, topicID metadata.TopicID, index int32, targ
 	}
 	p := t.Partitions[index]
 	inProgress := len(p.Adding) > 0 || len(p.Removing) > 0
-	original := slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.Adding, r) })
+	// A new target starts from the replicas the partition has now, those
+	// being added included (they stay, as removing, until the new target
+	// is in sync); a cancel goes back to the replicas it had before.
+	original := slices.Clone(p.Replicas)
 	if target == nil {
 		if !inProgress {
 			return metadata.Record{}, false, fmt.Errorf("%w: no reassignment of partition %d is in progress", kerr.NoReassignmentInProgress, index)
 		}
-		target = original // back to where it began
+		target = slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.Adding, r) })
+		original = target
 	}
 	if err := checkTarget(image, target); err != nil {
 		return metadata.Record{}, false, err
@@ -60,6 +64,12 @@ func Reassign(image *metadata.Image, topicID metadata.TopicID, index int32, targ
 	isr := slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return !slices.Contains(merged, r) })
 	if !slices.Equal(isr, p.ISR) {
 		change.ISR = isr
+	}
+	// Never a state without an in-sync replica in service: a cancel that
+	// would drop the only ones (they were being added) is refused.
+	if firstInService(image, merged, isr) == -1 {
+		return metadata.Record{}, false, fmt.Errorf("%w: the replicas %v would keep no in-sync replica in service (the ISR is %v); let the reassignment finish, or move the partition to replicas that include one of them",
+			kerr.InvalidReplicaAssignment, merged, p.ISR)
 	}
 	next := metadata.Partition{Replicas: merged, ISR: isr, Leader: p.Leader, Adding: change.Reassignment.Adding, Removing: change.Reassignment.Removing}
 	if !slices.Contains(isr, p.Leader) && p.Leader != -1 {

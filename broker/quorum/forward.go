@@ -134,7 +134,7 @@ func (q *Quorum) serveHeartbeat(conn net.Conn) {
 	if !q.IsLeader() {
 		status = forwardNotLeader
 	} else if q.cfg.OnHeartbeat != nil {
-		q.cfg.OnHeartbeat(int32(binary.BigEndian.Uint32(body[:])), int64(binary.BigEndian.Uint64(body[4:])))
+		q.cfg.OnHeartbeat(int32(binary.BigEndian.Uint32(body[:])), int64(binary.BigEndian.Uint64(body[4:])), 0)
 	}
 	_, _ = conn.Write([]byte{status})
 }
@@ -146,7 +146,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, brokerID int32, epoch int64) err
 	if q.IsLeader() {
 		q.session.close()
 		if q.cfg.OnHeartbeat != nil {
-			q.cfg.OnHeartbeat(brokerID, epoch)
+			q.cfg.OnHeartbeat(brokerID, epoch, 0)
 		}
 		return nil
 	}

@@ -28,33 +28,110 @@ const sessionMagic = 'S'
 const sessionIdle = time.Minute
 
 // heartbeatSession is the broker's end: one connection to the leader it
-// knows, replaced when the leader changes or the connection fails.
+// knows, replaced when the leader changes or the connection fails. Between
+// heartbeats a watcher waits on the connection: the leader never writes
+// unasked, so anything it reads is the connection closing, and the broker
+// heartbeats again at once on a new one (onLost), well within the grace
+// the controller gives it.
 type heartbeatSession struct {
 	mu      sync.Mutex
 	conn    net.Conn
 	address string
+	watcher *watcher // nil: none
+	onLost  func()   // set by Open: ask for a heartbeat now
+}
+
+// watcher waits on the connection between heartbeats; lost is set, before
+// done closes, when the connection closed.
+type watcher struct {
+	done chan struct{}
+	lost bool
 }
 
 func (s *heartbeatSession) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropLocked()
+}
+
+// dropLocked closes the connection and waits for its watcher.
+func (s *heartbeatSession) dropLocked() {
 	if s.conn != nil {
+		_ = s.conn.Close()
+	}
+	s.stopWatchingLocked()
+	s.conn = nil
+}
+
+// stopWatchingLocked ends the watcher's read (a deadline in the past) and
+// waits for it, so the next heartbeat reads its own answer; a connection
+// the watcher saw close is dropped.
+func (s *heartbeatSession) stopWatchingLocked() {
+	w := s.watcher
+	if w == nil {
+		return
+	}
+	s.watcher = nil
+	if s.conn != nil {
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	<-w.done
+	if w.lost && s.conn != nil {
 		_ = s.conn.Close()
 		s.conn = nil
 	}
 }
 
+// watchLocked starts the watcher on the current connection. It takes no
+// lock: the heartbeat that stops it holds the session's.
+func (s *heartbeatSession) watchLocked() {
+	conn, w, onLost := s.conn, &watcher{done: make(chan struct{})}, s.onLost
+	s.watcher = w
+	_ = conn.SetReadDeadline(time.Time{})
+	go func() {
+		var b [1]byte
+		_, err := conn.Read(b[:])
+		var timeout net.Error
+		if errors.As(err, &timeout) && timeout.Timeout() {
+			close(w.done) // stopped for the next heartbeat
+			return
+		}
+		// Closed or reset, or the leader wrote unasked: the session is
+		// gone; the next heartbeat, asked for now, opens a new one.
+		_ = conn.Close()
+		w.lost = true
+		close(w.done)
+		if onLost != nil {
+			onLost()
+		}
+	}()
+}
+
 // heartbeatRemote sends one heartbeat on the session, opening it first if
-// there is none to the current leader.
+// there is none to the current leader; a failure on a session that was
+// open is tried once more on a new one.
 func (q *Quorum) heartbeatRemote(ctx context.Context, brokerID int32, epoch int64) error {
 	s := &q.session
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopWatchingLocked()
 	address := q.leaderAddress()
-	if s.conn != nil && s.address != address {
-		_ = s.conn.Close() // the leader moved: the old one need not hear more
-		s.conn = nil
+	if s.conn != nil && address != "" && s.address != address {
+		s.dropLocked() // the leader moved: the old one need not hear more
 	}
+	reused := s.conn != nil // a leader unknown for a moment keeps the session
+	err := q.heartbeatOnceLocked(ctx, brokerID, epoch)
+	if err != nil && reused && ctx.Err() == nil {
+		err = q.heartbeatOnceLocked(ctx, brokerID, epoch)
+	}
+	if err == nil {
+		s.watchLocked()
+	}
+	return err
+}
+
+func (q *Quorum) heartbeatOnceLocked(ctx context.Context, brokerID int32, epoch int64) error {
+	s := &q.session
 	if s.conn == nil {
 		conn, dialed, err := q.dialLeader(ctx, "heartbeat")
 		if err != nil {
@@ -64,11 +141,13 @@ func (q *Quorum) heartbeatRemote(ctx context.Context, brokerID int32, epoch int6
 			_ = conn.Close()
 			return fmt.Errorf("heartbeat to the metadata leader at %s: %w", dialed, err)
 		}
-		s.conn, s.address = conn, address
+		s.conn, s.address = conn, string(dialed)
 	}
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = s.conn.SetDeadline(deadline)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
 	}
+	_ = s.conn.SetDeadline(deadline)
 	frame := binary.BigEndian.AppendUint32(nil, uint32(brokerID))
 	frame = binary.BigEndian.AppendUint64(frame, uint64(epoch))
 	var status [1]byte
@@ -76,14 +155,14 @@ func (q *Quorum) heartbeatRemote(ctx context.Context, brokerID int32, epoch int6
 	if err == nil {
 		_, err = io.ReadFull(s.conn, status[:])
 	}
+	address := s.address
 	if err != nil {
-		_ = s.conn.Close()
-		s.conn = nil
+		s.dropLocked()
 		return fmt.Errorf("heartbeat to the metadata leader at %s: %w", address, err)
 	}
+	_ = s.conn.SetWriteDeadline(time.Time{})
 	if status[0] != forwardOK {
-		_ = s.conn.Close()
-		s.conn = nil
+		s.dropLocked()
 		return fmt.Errorf("%w: %s moved on", ErrNotLeader, address)
 	}
 	return nil
@@ -97,6 +176,7 @@ func (q *Quorum) serveHeartbeatSession(conn net.Conn) {
 	var brokerID int32
 	var epoch int64
 	heard := false
+	session := q.sessions.Add(1)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(sessionIdle))
 		var frame [12]byte
@@ -106,7 +186,7 @@ func (q *Quorum) serveHeartbeatSession(conn net.Conn) {
 				select {
 				case <-q.closed: // this node is stopping: its own listener closed it
 				default:
-					q.cfg.OnHeartbeatLost(brokerID, epoch)
+					q.cfg.OnHeartbeatLost(brokerID, epoch, session)
 				}
 			}
 			return
@@ -116,7 +196,7 @@ func (q *Quorum) serveHeartbeatSession(conn net.Conn) {
 		if !q.IsLeader() {
 			status = forwardNotLeader
 		} else if q.cfg.OnHeartbeat != nil {
-			q.cfg.OnHeartbeat(brokerID, epoch)
+			q.cfg.OnHeartbeat(brokerID, epoch, session)
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := conn.Write([]byte{status}); err != nil || status != forwardOK {

@@ -61,11 +61,15 @@ type Config struct {
 	// it, in log order, on one goroutine; records is nil after a snapshot
 	// was restored. It must not call Propose.
 	OnApply func(image *metadata.Image, records []metadata.Record)
-	// OnHeartbeat is called on the leader with each broker's heartbeat.
-	OnHeartbeat func(brokerID int32, epoch int64)
+	// OnHeartbeat is called on the leader with each broker's heartbeat and
+	// the heartbeat connection it came on (0: none, the leader's own).
+	OnHeartbeat func(brokerID int32, epoch int64, session uint64)
 	// OnHeartbeatLost is called on the leader when a broker's heartbeat
 	// connection was closed or reset from its side (it may have died).
-	OnHeartbeatLost func(brokerID int32, epoch int64)
+	OnHeartbeatLost func(brokerID int32, epoch int64, session uint64)
+	// OnHeartbeatSessionLost is called on a broker when its own heartbeat
+	// connection closed: it should heartbeat again now.
+	OnHeartbeatSessionLost func()
 	Logger          *slog.Logger
 }
 
@@ -79,6 +83,7 @@ type Quorum struct {
 	closed    chan struct{} // closed by Close: the join loop ends
 	closeOnce sync.Once
 	session   heartbeatSession // this broker's heartbeats to the leader
+	sessions  atomic.Uint64    // the leader's count of heartbeat connections
 	// startIndex is the last log index at open, and startCommand the last
 	// entry of records at or below it: the image is complete once raft has
 	// handed over the first and the image holds the second (raft's own
@@ -111,6 +116,7 @@ func Open(cfg Config) (*Quorum, error) {
 		return nil, err
 	}
 	q := &Quorum{cfg: cfg, logs: logs, fsm: &stateMachine{onApply: cfg.OnApply}, closed: make(chan struct{})}
+	q.session.onLost = cfg.OnHeartbeatSessionLost
 	q.fsm.image.Store(metadata.Empty())
 	if err := q.start(voters, alone, nonVoter); err != nil {
 		_ = logs.Close()
@@ -192,6 +198,32 @@ func (q *Quorum) Leader() (int32, bool) {
 	}
 	n, err := strconv.Atoi(string(id))
 	return int32(n), err == nil
+}
+
+// WatchLeader calls fn with the leader's id (-1 during an election) each
+// time this member sees the leadership change, until Close.
+func (q *Quorum) WatchLeader(fn func(leader int32)) {
+	observations := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(observations, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	q.raft.RegisterObserver(observer)
+	go func() {
+		defer q.raft.DeregisterObserver(observer)
+		for {
+			select {
+			case <-q.closed:
+				return
+			case o := <-observations:
+				id, err := strconv.Atoi(string(o.Data.(raft.LeaderObservation).LeaderID))
+				if err != nil {
+					id = -1
+				}
+				fn(int32(id))
+			}
+		}
+	}()
 }
 
 // IsLeader reports whether this node leads.
@@ -433,6 +465,9 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	}
 	if w.alone && level == slog.LevelInfo {
 		level = slog.LevelDebug
+	}
+	if strings.Contains(line, "using fallback address") {
+		level = slog.LevelDebug // a non-voter, found where the configuration says: every message
 	}
 	w.logger.Log(context.Background(), level, line, "component", "metadata quorum")
 	return len(p), nil

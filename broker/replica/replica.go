@@ -169,6 +169,17 @@ func (r *Replica) syncHighWatermarkModeLocked(old, state metadata.Partition, was
 	}
 }
 
+// Close ends the replica's part (this broker is no longer a replica, or
+// the topic is gone) before its log closes: it leads no more, and
+// produces waiting for acks=all are answered NOT_LEADER_OR_FOLLOWER.
+func (r *Replica) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leading, r.followers, r.pending = false, nil, nil
+	r.state.Leader = -1
+	r.notifyLocked()
+}
+
 // syncFollowersLocked makes followers hold every other replica. A
 // follower in the ISR counts as caught up from the moment this broker
 // began leading (Kafka's rule), so a new leader does not shrink the ISR

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"os"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -30,7 +31,11 @@ func errorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, storage.ErrProducerFenced):
 		return kerr.InvalidProducerEpoch.Code
-	case errors.Is(err, storage.ErrLogOffline), errors.Is(err, storage.ErrLogCorrupt), errors.Is(err, storage.ErrClosed):
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, os.ErrClosed):
+		// The log closed under the request: this broker stops or is no
+		// longer a replica; the client asks the metadata where to go.
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, storage.ErrLogOffline), errors.Is(err, storage.ErrLogCorrupt):
 		return kerr.KafkaStorageError.Code
 	}
 	return kerr.UnknownServerError.Code

@@ -43,7 +43,10 @@ func (l *Log) saveHighWatermarkLocked() error {
 	if hw < 0 || hw == l.savedHighWatermark.Load() {
 		return nil
 	}
-	hw = l.HighWatermark()
+	return l.writeHighWatermarkLocked(l.HighWatermark())
+}
+
+func (l *Log) writeHighWatermarkLocked(hw int64) error {
 	if err := WriteFileAtomic(l.fsys, filepath.Join(l.dir, highWatermarkFile), binary.BigEndian.AppendUint64(nil, uint64(hw))); err != nil {
 		return err
 	}

@@ -51,6 +51,13 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 			return 0, l.fail(err)
 		}
 	}
+	// A saved high watermark past the cut would pass off what is written
+	// there next as committed after a restart.
+	if l.savedHighWatermark.Load() > newEnd {
+		if err := l.writeHighWatermarkLocked(newEnd); err != nil {
+			return 0, l.fail(err)
+		}
+	}
 	l.logger.Info("truncated the log", "to_offset", offset, "log_end_offset", newEnd)
 	return newEnd, nil
 }

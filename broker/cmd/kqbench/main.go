@@ -42,9 +42,10 @@ func main() {
 
 const usage = `usage: kqbench <workload> [flags]
 
-workloads: produce, consume, latency, pipeline, partitions, idle, startup
+workloads: produce, consume, latency, pipeline, partitions, idle, startup,
+           failover (three kqbrokers: the acks=all stall when a leader is killed)
            suite (the standard set; -write FILE rewrites its table)
-common flags: -bootstrap host:port | -vs kfake, -pairs N
+common flags: -bootstrap host:port | -vs kfake|kqbroker-interval|kqbroker-cluster, -pairs N
 run "kqbench <workload> -h" for a workload's flags`
 
 func run(args []string) int {
@@ -86,7 +87,7 @@ func parseSpec(args []string) (spec, error) {
 	s := spec{args: args}
 	flags := flag.NewFlagSet("kqbench "+args[0], flag.ContinueOnError)
 	flags.StringVar(&s.bootstrap, "bootstrap", "", "measure the broker at host:port instead of starting a kqbroker")
-	flags.StringVar(&s.vs, "vs", "", "kfake: also start franz-go's kfake and compare, A B A B ...; kqbroker-interval: a kqbroker that fsyncs every second instead of before acks=all answers")
+	flags.StringVar(&s.vs, "vs", "", "kfake: also start franz-go's kfake and compare, A B A B ...; kqbroker-interval: a kqbroker that fsyncs every second instead of before acks=all answers; kqbroker-cluster: three kqbrokers, topics of three replicas")
 	flags.IntVar(&s.pairs, "pairs", 3, "runs on each broker (alternating when comparing)")
 	size := flags.Int("size", 100, "record value size in bytes")
 	acks := flags.String("acks", "1", "0, 1 or all")
@@ -109,8 +110,8 @@ func parseSpec(args []string) (spec, error) {
 	if flags.NArg() > 0 {
 		return s, fmt.Errorf("unexpected argument %q", flags.Arg(0))
 	}
-	if s.vs != "" && s.vs != "kfake" && s.vs != "kqbroker-interval" {
-		return s, fmt.Errorf("-vs %q: the peers kqbench can start are kfake and kqbroker-interval", s.vs)
+	if s.vs != "" && s.vs != "kfake" && s.vs != "kqbroker-interval" && s.vs != "kqbroker-cluster" {
+		return s, fmt.Errorf("-vs %q: the peers kqbench can start are kfake, kqbroker-interval and kqbroker-cluster", s.vs)
 	}
 	if s.vs != "" && s.bootstrap != "" {
 		return s, errors.New("-vs and -bootstrap exclude each other: -vs starts both brokers itself")
@@ -142,6 +143,8 @@ func parseSpec(args []string) (spec, error) {
 		s.work, s.metric = idleWorkload(), "rss MB"
 	case "startup":
 		s.work, s.metric, s.only = startupWorkload(*retainedMiB<<20, *unclean), "ms", "kqbroker"
+	case "failover":
+		s.work, s.metric, s.only = failoverWorkload(), "stall ms", "kqbroker-cluster"
 	default:
 		return s, fmt.Errorf("unknown workload %q\n%s", args[0], usage)
 	}
@@ -193,6 +196,8 @@ func (b *brokers) get(kind string) (*target, error) {
 		t, err = startKfake()
 	case kind == "kqbroker-interval":
 		t, err = startKqbrokerInterval()
+	case kind == "kqbroker-cluster":
+		t, err = startKqbrokerCluster()
 	default:
 		t = &target{name: kind, addr: kind}
 	}
@@ -208,6 +213,8 @@ func (b *brokers) get(kind string) (*target, error) {
 func (b *brokers) side(s spec, peer bool) (*side, error) {
 	kind := "kqbroker"
 	switch {
+	case s.only != "" && !peer:
+		kind = s.only
 	case peer:
 		kind = s.vs
 	case s.bootstrap != "":

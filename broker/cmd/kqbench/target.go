@@ -27,6 +27,13 @@ type target struct {
 	cmd     *exec.Cmd
 	exited  chan error
 	startup time.Duration // from exec to accepting connections
+	// kind and args start the child again (restart).
+	kind string
+	args []string
+	// replicas is the replication factor of the topics kqbench creates
+	// (0: 1); peers are the other brokers of a cluster target.
+	replicas int16
+	peers    []*target
 }
 
 // startChild re-executes kqbench as "serve <kind> args...", so that each
@@ -46,7 +53,7 @@ func startChild(kind string, dataDir string, args ...string) (*target, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	t := &target{name: kind, dataDir: dataDir, cmd: cmd, exited: make(chan error, 1)}
+	t := &target{name: kind, dataDir: dataDir, cmd: cmd, exited: make(chan error, 1), kind: kind, args: args}
 	ready := make(chan [2]string, 1)
 	var lastLines []string
 	go func() {
@@ -156,6 +163,9 @@ func benchTempDir() string {
 // stop asks the child to stop (SIGTERM: kqbroker flushes and marks its logs
 // clean) and waits; the data directory is kept when keepData is set.
 func (t *target) stop(keepData bool) error {
+	for _, peer := range t.peers {
+		_ = peer.stop(keepData)
+	}
 	if t.cmd == nil {
 		return nil
 	}
@@ -172,6 +182,16 @@ func (t *target) stop(keepData bool) error {
 		_ = os.Remove(t.dataDir + ".yaml")
 	}
 	return err
+}
+
+// restart starts a stopped or killed child again, on its data directory.
+func (t *target) restart() error {
+	again, err := startChild(t.kind, t.dataDir, t.args...)
+	if err != nil {
+		return err
+	}
+	t.cmd, t.exited, t.addr, t.admin = again.cmd, again.exited, again.addr, again.admin
+	return nil
 }
 
 // kill stops the child with SIGKILL, as a crash would.
@@ -252,8 +272,8 @@ func (t *target) peakRSS() (stop func() int64) {
 	return func() int64 { close(done); return <-result }
 }
 
-// createTopic creates a topic with the given partitions (replication 1),
-// waiting until the target's metadata shows it.
+// createTopic creates a topic with the given partitions (replication 1, or
+// the cluster's), waiting until the target's metadata shows it.
 func (t *target) createTopic(ctx context.Context, topic string, partitions int32) error {
 	client, err := kgo.NewClient(kgo.SeedBrokers(t.addr))
 	if err != nil {
@@ -261,7 +281,7 @@ func (t *target) createTopic(ctx context.Context, topic string, partitions int32
 	}
 	defer client.Close()
 	admin := kadm.NewClient(client)
-	resp, err := admin.CreateTopic(ctx, partitions, 1, nil, topic)
+	resp, err := admin.CreateTopic(ctx, partitions, max(t.replicas, 1), nil, topic)
 	if err != nil {
 		return fmt.Errorf("create topic %s on %s: %w", topic, t.name, err)
 	}

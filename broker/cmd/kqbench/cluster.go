@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// clusterSize is the brokers of the kqbroker-cluster target.
+const clusterSize = 3
+
+// startKqbrokerCluster starts three kqbroker processes that are one
+// metadata quorum, on loopback; topics get three replicas (and
+// min.insync.replicas 2), the default flush mode (every in-sync replica
+// fsyncs before acks=all is answered). The target is the first broker,
+// its peers the others; its figures of memory and CPU are the first
+// broker's.
+func startKqbrokerCluster() (*target, error) {
+	var addrs []string
+	var listeners []net.Listener
+	for range 2 * clusterSize {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range listeners {
+		_ = ln.Close()
+	}
+	var voters []string
+	for i := range clusterSize {
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addrs[clusterSize+i]))
+	}
+	started := make([]*target, clusterSize)
+	errs := make(chan error, clusterSize)
+	for i := range clusterSize {
+		go func() {
+			dir, err := os.MkdirTemp(benchTempDir(), "kqbench-cluster-")
+			if err == nil {
+				config := fmt.Sprintf("node_id: %d\nlisten: %s\ncontroller_listen: %s\ncontroller_quorum_voters: %s\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n",
+					i+1, addrs[i], addrs[clusterSize+i], strings.Join(voters, ","), dir)
+				if err = os.WriteFile(dir+".yaml", []byte(config), 0o644); err == nil {
+					started[i], err = startChild("kqbroker", dir, "-config", dir+".yaml")
+				}
+			}
+			errs <- err
+		}()
+	}
+	var failed error
+	for range clusterSize {
+		failed = errors.Join(failed, <-errs)
+	}
+	if failed != nil {
+		for _, t := range started {
+			if t != nil {
+				_ = t.stop(false)
+			}
+		}
+		return nil, failed
+	}
+	first := started[0]
+	first.name, first.replicas, first.peers = "kqbroker-cluster", clusterSize, started[1:]
+	return first, nil
+}
+
+// failoverWorkload measures how long acks=all produces stall when the
+// leader of their partition is killed with SIGKILL: from the last
+// acknowledgement before the kill to the first after it. The killed
+// broker is started again before the next run.
+func failoverWorkload() workload {
+	return workload{
+		name: "failover: acks=all produce stall after kill -9 of the partition leader",
+		setup: func(ctx context.Context, t *target) error {
+			if t.name != "kqbroker-cluster" {
+				return errors.New("failover is measured on -vs kqbroker-cluster only")
+			}
+			return nil
+		},
+		run: func(ctx context.Context, t *target) (measurement, error) {
+			topic := uniqueTopic("failover")
+			if err := t.createTopic(ctx, topic, 1); err != nil {
+				return nil, err
+			}
+			seeds := []string{t.addr}
+			for _, p := range t.peers {
+				seeds = append(seeds, p.addr)
+			}
+			client, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+				kgo.MetadataMinAge(50*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
+			if err != nil {
+				return nil, err
+			}
+			defer client.Close()
+			// Every broker applies the new topic a moment after the one
+			// that created it.
+			leader := int32(-1)
+			for leader < 1 && ctx.Err() == nil {
+				meta, err := kadm.NewClient(client).Metadata(ctx, topic)
+				if err == nil && len(meta.Topics[topic].Partitions) == 1 && meta.Topics[topic].Partitions[0].Err == nil {
+					leader = meta.Topics[topic].Partitions[0].Leader
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			victim := t
+			for _, p := range t.peers {
+				if brokerID(p) == leader {
+					victim = p
+				}
+			}
+			if brokerID(victim) != leader {
+				return nil, fmt.Errorf("the partition's leader %d is not one of the brokers started", leader)
+			}
+			for range 100 { // warm: the client knows the leader
+				if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte("warm")}).FirstErr(); err != nil {
+					return nil, err
+				}
+			}
+			lastBefore := time.Now()
+			victim.kill()
+			var firstAfter time.Time
+			for firstAfter.IsZero() && ctx.Err() == nil {
+				if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err == nil {
+					firstAfter = time.Now()
+				}
+			}
+			if err := victim.restart(); err != nil {
+				return nil, err
+			}
+			return measurement{"stall ms": float64(firstAfter.Sub(lastBefore).Microseconds()) / 1000}, nil
+		},
+	}
+}
+
+// brokerID is a cluster member's node id, from its data directory's
+// config.
+func brokerID(t *target) int32 {
+	data, err := os.ReadFile(t.dataDir + ".yaml")
+	if err != nil {
+		return -1
+	}
+	var id int32 = -1
+	_, _ = fmt.Sscanf(string(data), "node_id: %d", &id)
+	return id
+}
