@@ -243,7 +243,7 @@ func TestLostConnectionFencesBeforeTheSession(t *testing.T) {
 		c.HeartbeatOn(b, 10, uint64(b), now)
 	}
 	c.Lost(2, 10, 2, now, time.Second)
-	c.HeartbeatOn(3, 10, 30, now.Add(500*time.Millisecond)) // back on a new connection
+	c.HeartbeatOn(3, 10, 30, now.Add(500*time.Millisecond))      // back on a new connection
 	c.Lost(3, 10, 3, now.Add(600*time.Millisecond), time.Second) // the old one's close, noticed late: no news
 	if records := c.Tick(image, now.Add(900*time.Millisecond)); records != nil {
 		t.Fatalf("within the grace: %+v", records)

@@ -70,7 +70,7 @@ type Config struct {
 	// OnHeartbeatSessionLost is called on a broker when its own heartbeat
 	// connection closed: it should heartbeat again now.
 	OnHeartbeatSessionLost func()
-	Logger          *slog.Logger
+	Logger                 *slog.Logger
 }
 
 // Quorum is this node's member of the metadata quorum.
