@@ -123,6 +123,9 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 	case !leading && s.controller.Leading():
 		s.controller.Resign()
 	}
+	if id, ok := c.quorum.Leader(); ok && id != c.cfg.NodeID {
+		s.lastLeader = id // also the leader elected before the watch began
+	}
 	s.mu.Unlock()
 
 	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok && !c.left.Load() {
