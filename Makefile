@@ -6,7 +6,7 @@ TEST_FLAGS ?= -count=1 -timeout 15m
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: run run-broker build test test-race bench bench-go fuzz fmt lint vet tools screenshots
+.PHONY: run run-broker build test test-race bench bench-go fuzz fmt lint vet tools screenshots chaos
 
 # The local stack on embedded defaults: kqbroker, payment-api, order-api and
 # order-mq, data in ./data (ignored by git); a demo walk-through, then it runs
@@ -51,6 +51,15 @@ test-race:
 bench:
 	$(GO) build -o bin/kqbench ./broker/cmd/kqbench
 	./bin/kqbench suite -write doc/benchmarks.md
+
+# The cluster's fault runs, CHAOS_RUNS times each (every run is also in
+# make test once): SIGKILL and SIGSTOP of brokers under idempotent acks=all
+# producers, a leader cut off from the other brokers through toxiproxy,
+# clients failing over; each ends with the checker (no acknowledged record
+# lost, moved or duplicated) and replicas compared byte for byte.
+CHAOS_RUNS ?= 5
+chaos:
+	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ | grep -E '^(=== RUN|--- |\s+\S+_test.go:\d+: (checker|acknowledged|broker))|^(ok|FAIL)'
 
 # Go benchmarks for the hot paths; figures go into doc/benchmarks.md.
 bench-go:

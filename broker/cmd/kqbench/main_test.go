@@ -104,7 +104,7 @@ func TestBadFlagsSayWhatToDo(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"produce", "-vs", "redpanda"}, "the peers kqbench can start are kfake and kqbroker-interval"},
+		{[]string{"produce", "-vs", "redpanda"}, "the peers kqbench can start are kfake, kqbroker-interval and kqbroker-cluster"},
 		{[]string{"produce", "-vs", "kfake", "-bootstrap", "x:1"}, "exclude each other"},
 		{[]string{"startup", "-vs", "kfake"}, "no -vs or -bootstrap"},
 		{[]string{"frobnicate"}, "unknown workload"},
