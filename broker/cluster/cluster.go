@@ -592,6 +592,16 @@ func (c *Cluster) Leave() {
 	if c.cfg.ControllerQuorumVoters == "" {
 		return
 	}
+	others := false
+	for _, b := range c.quorum.Image().Brokers() {
+		others = others || (b.ID != c.cfg.NodeID && !b.Fenced)
+	}
+	if !others {
+		// The last broker in service: nobody to hand over to, and, the
+		// others gone, most likely no majority to commit a change.
+		c.left.Store(true)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {

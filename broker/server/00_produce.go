@@ -5,8 +5,10 @@ package server
 //   v5: log start offset in the response.
 //   v8: per-record errors and an error message.
 //   v9: flexible.
-//   v10, v11: no change for a single broker (KIP-951 leader hints are
-//   tagged fields left empty).
+//   v10: KIP-951: a NOT_LEADER_OR_FOLLOWER partition names its current
+//   leader and epoch, and the response that leader's address, so the
+//   client goes there without a metadata round trip.
+//   v11: no change.
 // acks=0 gets no response at all; acks=1 answers once the leader wrote the
 // batches. acks=-1 is refused before appending while the ISR is below
 // min.insync.replicas (NOT_ENOUGH_REPLICAS); after appending it waits
@@ -66,7 +68,7 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 					c.server.metrics.Produced(t.Name, size, records)
 				}
 				if wait.replica != nil {
-					wait.topic, wait.partition = ti, pi
+					wait.t, wait.topic, wait.partition = t, ti, pi
 					durable = append(durable, wait)
 				}
 			}
@@ -74,6 +76,7 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 				partition.ErrorCode = errorCode(err)
 				partition.ErrorMessage = errorMessage(err)
 				partition.BaseOffset, partition.LogStartOffset = -1, -1
+				leaderHint(cl, t, &partition, resp)
 				c.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 			}
 			topic.Partitions = append(topic.Partitions, partition)
@@ -91,6 +94,7 @@ func handleProduce(c *conn, req kmsg.Request) (kmsg.Response, error) {
 				if err := w.wait(deadline); err != nil {
 					p := &resp.Topics[w.topic].Partitions[w.partition]
 					p.ErrorCode, p.ErrorMessage, p.BaseOffset = errorCode(err), errorMessage(err), -1
+					leaderHint(cl, w.t, p, resp)
 				}
 			}
 		})
@@ -105,7 +109,8 @@ type durableWait struct {
 	durableAt        int64 // 0: no fsync to wait for
 	end              int64 // the high watermark must reach it
 	epoch            int32 // written at this leader epoch
-	topic, partition int   // where its answer is in the response
+	t                *cluster.Topic
+	topic, partition int // where its answer is in the response
 }
 
 func (w durableWait) wait(deadline time.Time) error {
@@ -115,6 +120,31 @@ func (w durableWait) wait(deadline time.Time) error {
 		}
 	}
 	return w.replica.WaitReplicated(w.end, w.epoch, deadline)
+}
+
+// leaderHint fills in KIP-951's current leader of a partition refused with
+// NOT_LEADER_OR_FOLLOWER, and the leader's address in the response.
+func leaderHint(cl *cluster.Cluster, t *cluster.Topic, out *kmsg.ProduceResponseTopicPartition, resp *kmsg.ProduceResponse) {
+	if t == nil || out.ErrorCode != kerr.NotLeaderForPartition.Code || out.Partition < 0 || int(out.Partition) >= len(t.Partitions) {
+		return
+	}
+	state := t.Partitions[out.Partition].State()
+	if state.Leader < 0 {
+		return
+	}
+	out.CurrentLeader.LeaderID, out.CurrentLeader.LeaderEpoch = state.Leader, state.LeaderEpoch
+	for _, b := range resp.Brokers {
+		if b.NodeID == state.Leader {
+			return
+		}
+	}
+	for _, b := range cl.Brokers() {
+		if b.NodeID == state.Leader {
+			broker := kmsg.NewProduceResponseBroker()
+			broker.NodeID, broker.Host, broker.Port = b.NodeID, b.Host, b.Port
+			resp.Brokers = append(resp.Brokers, broker)
+		}
+	}
 }
 
 func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {

@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/broker/cluster"
@@ -264,4 +267,64 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 		}
 	}
 	consumeExactly(t, survivors, "rolling", 1, 40)
+}
+
+// TestProduceToAFollowerNamesTheLeader: a produce sent to a replica that
+// does not lead gets NOT_LEADER_OR_FOLLOWER with the current leader, its
+// epoch and its address (KIP-951, Produce v10+), so a client can go there
+// without asking the metadata first.
+func TestProduceToAFollowerNamesTheLeader(t *testing.T) {
+	brokers := brokertest.StartCluster(t, 3, fastCluster)
+	ctx := testContext(t)
+	client := newClient(t, brokers[0].Addr, kgo.SeedBrokers(addrs(brokers)...))
+	if _, err := kadm.NewClient(client).CreateTopic(ctx, 1, 3, nil, "hinted"); err != nil {
+		t.Fatal(err)
+	}
+	var state struct{ leader, epoch int32 }
+	waitFor(t, "the topic everywhere", 10*time.Second, func() bool {
+		for _, b := range brokers {
+			if partitionOf(b, "hinted", 0).Log == nil {
+				return false
+			}
+		}
+		s := partitionOf(brokers[0], "hinted", 0).State()
+		state.leader, state.epoch = s.Leader, s.LeaderEpoch
+		return true
+	})
+	follower := brokers[0]
+	if follower.Config.NodeID == state.leader {
+		follower = brokers[1]
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 10, -1, 5000
+	topic := kmsg.NewProduceRequestTopic()
+	topic.Topic = "hinted"
+	partition := kmsg.NewProduceRequestTopicPartition()
+	partition.Records = recordBatchBytes(t)
+	topic.Partitions = append(topic.Partitions, partition)
+	req.Topics = append(req.Topics, topic)
+	resp, err := req.RequestWith(ctx, client.Broker(int(follower.Config.NodeID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != kerr.NotLeaderForPartition.Code || p.CurrentLeader.LeaderID != state.leader || p.CurrentLeader.LeaderEpoch != state.epoch {
+		t.Fatalf("answer from a follower: error %d, current leader %+v; want NOT_LEADER_OR_FOLLOWER naming broker %d at epoch %d", p.ErrorCode, p.CurrentLeader, state.leader, state.epoch)
+	}
+	leader := brokerByID(brokers, state.leader)
+	if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != state.leader || fmt.Sprintf("%s:%d", resp.Brokers[0].Host, resp.Brokers[0].Port) != leader.Addr {
+		t.Fatalf("brokers in the answer: %+v, want the leader at %s", resp.Brokers, leader.Addr)
+	}
+}
+
+// recordBatchBytes is one record batch as a producer sends it.
+func recordBatchBytes(t *testing.T) []byte {
+	t.Helper()
+	r := kmsg.Record{Value: []byte("hint")}
+	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	batch := kmsg.RecordBatch{Magic: 2, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: r.AppendTo(nil)}
+	raw := batch.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
 }
