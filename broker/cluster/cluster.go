@@ -201,7 +201,7 @@ func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger,
 func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, controllerListener net.Listener) (_ *Cluster, err error) {
 	c := &Cluster{cfg: cfg, clock: clk, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	c.fetchers = replica.NewFetchers(cfg.NodeID, logger, c.interBrokerAddress)
+	c.fetchers = replica.NewFetchers(cfg.NodeID, logger, c.interBrokerAddress, cfg.ReassignmentThrottleBytesPerSec)
 	if err := c.removeDeletedDirs(); err != nil {
 		if controllerListener != nil {
 			_ = controllerListener.Close()

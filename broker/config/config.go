@@ -60,6 +60,11 @@ type Config struct {
 	// leader.imbalance.check.interval.seconds).
 	AutoLeaderRebalanceEnable           bool  `yaml:"auto_leader_rebalance_enable"`
 	LeaderImbalanceCheckIntervalSeconds int64 `yaml:"leader_imbalance_check_interval_seconds"`
+	// ReassignmentThrottleBytesPerSec bounds the bytes per second this
+	// broker copies for replicas a reassignment adds to it (Kafka's
+	// follower.replication.throttled.rate, which kafka-reassign-partitions.sh
+	// --throttle sets); 0: no bound.
+	ReassignmentThrottleBytesPerSec int64 `yaml:"reassignment_throttle_bytes_per_sec"`
 	// DefaultReplicationFactor is default.replication.factor, for
 	// auto-created topics and CreateTopics with -1; 0: min(3, brokers).
 	DefaultReplicationFactor int32 `yaml:"default_replication_factor"`
@@ -250,6 +255,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaderImbalanceCheckIntervalSeconds < 1 || c.LeaderImbalanceCheckIntervalSeconds > maxDurationMs/1000 {
 		return fieldError("leader_imbalance_check_interval_seconds", c.LeaderImbalanceCheckIntervalSeconds, "must be positive (Kafka's default: 300)")
+	}
+	if c.ReassignmentThrottleBytesPerSec < 0 {
+		return fieldError("reassignment_throttle_bytes_per_sec", c.ReassignmentThrottleBytesPerSec, "must be 0 (no bound) or a rate in bytes per second")
 	}
 	if c.DefaultReplicationFactor < 0 || c.DefaultReplicationFactor > 32 {
 		return fieldError("default_replication_factor", c.DefaultReplicationFactor, "must be between 1 and 32, or 0 for min(3, brokers)")

@@ -37,15 +37,24 @@ type Fetchers struct {
 	logger *slog.Logger
 	// address is a broker's inter-broker host:port, from the metadata.
 	address func(brokerID int32) (string, bool)
+	// throttle bounds the bytes per second all fetchers copy for replicas
+	// being added by a reassignment (nil: no bound), so moving partitions
+	// does not starve the followers in sync.
+	throttle *byteRate
 
 	mu       sync.Mutex
 	byLeader map[int32]*fetcher
 	closed   bool
 }
 
-// NewFetchers returns the fetchers of broker self.
-func NewFetchers(self int32, logger *slog.Logger, address func(int32) (string, bool)) *Fetchers {
-	return &Fetchers{self: self, logger: logger, address: address, byLeader: map[int32]*fetcher{}}
+// NewFetchers returns the fetchers of broker self; reassignmentRate bounds
+// the bytes per second copied for replicas being added (0: no bound).
+func NewFetchers(self int32, logger *slog.Logger, address func(int32) (string, bool), reassignmentRate int64) *Fetchers {
+	m := &Fetchers{self: self, logger: logger, address: address, byLeader: map[int32]*fetcher{}}
+	if reassignmentRate > 0 {
+		m.throttle = newByteRate(reassignmentRate)
+	}
+	return m
 }
 
 // Set puts r with the fetcher of its leader, or with none when this
@@ -204,9 +213,17 @@ func (f *fetcher) positions() (map[*Replica]FetchPosition, time.Duration) {
 			next = min(next, notBefore.Sub(now))
 			continue
 		}
-		if pos, ok := r.Position(); ok && pos.Leader == f.leader {
-			positions[r] = pos
+		pos, ok := r.Position()
+		if !ok || pos.Leader != f.leader {
+			continue
 		}
+		if pos.Adding && f.m.throttle != nil {
+			if wait := f.m.throttle.wait(); wait > 0 {
+				next = min(next, wait)
+				continue // over the reassignment throttle: later
+			}
+		}
+		positions[r] = pos
 	}
 	return positions, next
 }
@@ -278,6 +295,11 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 		p.LastFetchedEpoch = pos.LastFetchedEpoch
 		p.LogStartOffset = pos.LogStartOffset
 		p.PartitionMaxBytes = fetchPartitionMaxBytes
+		if pos.Adding && f.m.throttle != nil {
+			// No more than the throttle has left (a first batch larger
+			// than that still comes whole).
+			p.PartitionMaxBytes = int32(min(max(f.m.throttle.available(), 1024), fetchPartitionMaxBytes))
+		}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
 		order = append(order, r)
 	}
@@ -311,6 +333,9 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 			}
 			pos := positions[r]
 			durable := r.log.Config().Flush.Mode == storage.FlushOnDurable
+			if pos.Adding && f.m.throttle != nil {
+				f.m.throttle.spend(int64(len(p.RecordBatches)))
+			}
 			durableAt, err := r.Fetched(pos, p, durable)
 			if errors.Is(err, kerr.OffsetOutOfRange) {
 				err = f.reset(r, pos)

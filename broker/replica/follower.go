@@ -3,6 +3,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,6 +18,9 @@ type FetchPosition struct {
 	FetchOffset      int64
 	LastFetchedEpoch int32
 	LogStartOffset   int64
+	// Adding: this broker is a replica being added by a reassignment (its
+	// catch-up is throttled).
+	Adding bool
 }
 
 // Position returns the fetch to send, false when this broker does not
@@ -28,7 +32,8 @@ func (r *Replica) Position() (FetchPosition, bool) {
 		return FetchPosition{}, false
 	}
 	return FetchPosition{Leader: r.state.Leader, LeaderEpoch: r.state.LeaderEpoch, FetchOffset: r.log.LogEndOffset(),
-		LastFetchedEpoch: r.log.LatestLeaderEpoch(), LogStartOffset: r.log.LogStartOffset()}, true
+		LastFetchedEpoch: r.log.LatestLeaderEpoch(), LogStartOffset: r.log.LogStartOffset(),
+		Adding: slices.Contains(r.state.Adding, r.opts.Self)}, true
 }
 
 // ErrMovedOn means a fetch's answer came after the replica's state or log

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/broker/config"
 )
 
 // TestMovePartitionsOntoANewBroker is the scale-out procedure: a fourth
@@ -112,5 +113,50 @@ func TestMovePartitionsOntoANewBroker(t *testing.T) {
 	req.Assign("growing", 0, nil)
 	if resp, _ := admin.AlterPartitionAssignments(ctx, req); !errors.Is(resp.Error(), kerr.NoReassignmentInProgress) {
 		t.Fatalf("cancel with none in progress: %v", resp.Error())
+	}
+}
+
+// TestReassignmentIsThrottled: a broker with
+// reassignment_throttle_bytes_per_sec copies a partition moved onto it no
+// faster than that, and still catches up and joins the ISR.
+func TestReassignmentIsThrottled(t *testing.T) {
+	brokers := brokertest.StartCluster(t, 3, fastCluster)
+	ctx := testContext(t)
+	client := newClient(t, brokers[0].Addr, kgo.SeedBrokers(addrs(brokers)...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	admin := kadm.NewClient(client)
+	if _, err := admin.CreateTopic(ctx, 1, 1, nil, "throttled"); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 10<<10)
+	for i := range value {
+		value[i] = byte(i * 7919 % 251)
+	}
+	for range 30 { // 300 KiB
+		if err := client.ProduceSync(ctx, &kgo.Record{Topic: "throttled", Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rate = 100 << 10 // 100 KiB/s: the copy takes about two seconds past the first second's worth
+	fourth := brokertest.JoinCluster(t, brokers, func(c *config.Config) {
+		fastCluster(c)
+		c.ReassignmentThrottleBytesPerSec = rate
+	})
+	waitFor(t, "the fourth broker in service", 10*time.Second, func() bool { return len(brokers[0].Cluster.Brokers()) == 4 })
+	replicas := append(slices.Clone(partitionOf(brokers[0], "throttled", 0).State().Replicas), 4)
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign("throttled", 0, replicas)
+	started := time.Now()
+	if resp, err := admin.AlterPartitionAssignments(ctx, req); err != nil || resp.Error() != nil {
+		t.Fatalf("reassign: %v %v", err, resp.Error())
+	}
+	waitFor(t, "the throttled replica in the ISR", 30*time.Second, func() bool {
+		return slices.Contains(partitionOf(brokers[0], "throttled", 0).State().ISR, 4)
+	})
+	took := time.Since(started)
+	size := partitionOf(fourth, "throttled", 0).Log.Size()
+	t.Logf("copied %d bytes in %v at a throttle of %d bytes/s", size, took.Round(10*time.Millisecond), rate)
+	if minimum := time.Duration(float64(size-rate) / rate * float64(time.Second)); took < minimum*8/10 {
+		t.Fatalf("copied %d bytes in %v: faster than the throttle allows (at least %v)", size, took, minimum)
 	}
 }
