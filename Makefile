@@ -54,12 +54,12 @@ bench:
 
 # The cluster's fault runs, CHAOS_RUNS times each (every run is also in
 # make test once): SIGKILL and SIGSTOP of brokers under idempotent acks=all
-# producers, a leader cut off from the other brokers through toxiproxy,
+# producers, a rolling restart, a leader cut off from the other brokers through toxiproxy,
 # clients failing over; each ends with the checker (no acknowledged record
 # lost, moved or duplicated) and replicas compared byte for byte.
 CHAOS_RUNS ?= 5
 chaos:
-	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ | grep -E '^(=== RUN|--- |\s+\S+_test.go:\d+: (checker|acknowledged|broker))|^(ok|FAIL)'
+	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestRollingRestartLosesNothing|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ | grep -E '^(=== RUN|--- |\s+\S+_test.go:\d+: (checker|acknowledged|broker))|^(ok|FAIL)'
 
 # Go benchmarks for the hot paths; figures go into doc/benchmarks.md.
 bench-go:

@@ -73,12 +73,17 @@ func startKqbrokerCluster() (*target, error) {
 }
 
 // failoverWorkload measures how long acks=all produces stall when the
-// leader of their partition is killed with SIGKILL: from the last
-// acknowledgement before the kill to the first after it. The killed
-// broker is started again before the next run.
-func failoverWorkload() workload {
+// leader of their partition is killed with SIGKILL (graceful: stopped with
+// SIGTERM): from the last acknowledgement before to the first after, and
+// how many produces failed to the application meanwhile. The broker is
+// started again before the next run.
+func failoverWorkload(graceful bool) workload {
+	name := "failover: acks=all produce stall after kill -9 of the partition leader"
+	if graceful {
+		name = "failover: acks=all produce stall after SIGTERM of the partition leader"
+	}
 	return workload{
-		name: "failover: acks=all produce stall after kill -9 of the partition leader",
+		name: name,
 		setup: func(ctx context.Context, t *target) error {
 			if t.name != "kqbroker-cluster" {
 				return errors.New("failover is measured on -vs kqbroker-cluster only")
@@ -95,6 +100,7 @@ func failoverWorkload() workload {
 				seeds = append(seeds, p.addr)
 			}
 			client, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+				kgo.RecordDeliveryTimeout(20*time.Second),
 				kgo.MetadataMinAge(50*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
 			if err != nil {
 				return nil, err
@@ -124,18 +130,38 @@ func failoverWorkload() workload {
 					return nil, err
 				}
 			}
-			lastBefore := time.Now()
-			victim.kill()
-			var firstAfter time.Time
-			for firstAfter.IsZero() && ctx.Err() == nil {
-				if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err == nil {
-					firstAfter = time.Now()
+			// Produce without pause; the stall is the longest gap between
+			// two acknowledgements around the fault.
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				if graceful {
+					_ = victim.stopSelf(true)
+				} else {
+					victim.kill()
+				}
+			}()
+			last, longest, failed := time.Now(), time.Duration(0), 0
+			for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+				if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte("during")}).FirstErr(); err != nil {
+					failed++
+					continue
+				}
+				now := time.Now()
+				longest, last = max(longest, now.Sub(last)), now
+				select {
+				case <-stopped:
+					if longest > 0 && now.Sub(last) < time.Millisecond && time.Since(deadline.Add(-15*time.Second)) > longest+2*time.Second {
+						deadline = now // well past the fault
+					}
+				default:
 				}
 			}
+			<-stopped
 			if err := victim.restart(); err != nil {
 				return nil, err
 			}
-			return measurement{"stall ms": float64(firstAfter.Sub(lastBefore).Microseconds()) / 1000}, nil
+			return measurement{"stall ms": float64(longest.Microseconds()) / 1000, "failed produces": float64(failed)}, nil
 		},
 	}
 }

@@ -98,6 +98,7 @@ func parseSpec(args []string) (spec, error) {
 	events := flags.Int("events", 20000, "events per run")
 	retainedMiB := flags.Int64("retained-mib", 2048, "data retained before the restart, MiB")
 	unclean := flags.Bool("unclean", false, "restart after SIGKILL instead of a clean stop")
+	graceful := flags.Bool("graceful", false, "failover: stop the leader with SIGTERM instead of SIGKILL")
 	switch args[0] {
 	case "latency":
 		*acks = "all"
@@ -144,7 +145,7 @@ func parseSpec(args []string) (spec, error) {
 	case "startup":
 		s.work, s.metric, s.only = startupWorkload(*retainedMiB<<20, *unclean), "ms", "kqbroker"
 	case "failover":
-		s.work, s.metric, s.only = failoverWorkload(), "stall ms", "kqbroker-cluster"
+		s.work, s.metric, s.only = failoverWorkload(*graceful), "stall ms", "kqbroker-cluster"
 	default:
 		return s, fmt.Errorf("unknown workload %q\n%s", args[0], usage)
 	}

@@ -166,6 +166,11 @@ func (t *target) stop(keepData bool) error {
 	for _, peer := range t.peers {
 		_ = peer.stop(keepData)
 	}
+	return t.stopSelf(keepData)
+}
+
+// stopSelf stops this child only, not a cluster's peers.
+func (t *target) stopSelf(keepData bool) error {
 	if t.cmd == nil {
 		return nil
 	}
