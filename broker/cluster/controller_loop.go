@@ -29,9 +29,17 @@ type controllerState struct {
 func (c *Cluster) heartbeatReceived(brokerID int32, epoch int64, session uint64) {
 	s := &c.controllerState
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.controller != nil {
 		s.controller.HeartbeatOn(brokerID, epoch, session, c.clock.Now())
+	}
+	s.mu.Unlock()
+	// A fenced broker waiting to be put in service heartbeats often: each
+	// heartbeat has the controller look at once, not at its next tick.
+	if b, ok := c.quorum.Image().Broker(brokerID); ok && b.Fenced && b.Epoch == epoch {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

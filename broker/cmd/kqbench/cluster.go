@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,4 +180,103 @@ func brokerID(t *target) int32 {
 	var id int32 = -1
 	_, _ = fmt.Sscanf(string(data), "node_id: %d", &id)
 	return id
+}
+
+// catchupWorkload measures how fast a follower that was stopped copies
+// what was written meanwhile: bytes MiB to 8 partitions of three replicas
+// while one broker is down, then from its restart to its return into every
+// ISR.
+func catchupWorkload(bytes int64) workload {
+	return workload{
+		name: fmt.Sprintf("follower catch-up after %s written while it was down", bytesName(bytes)),
+		setup: func(ctx context.Context, t *target) error {
+			if t.name != "kqbroker-cluster" {
+				return errors.New("catch-up is measured on -vs kqbroker-cluster only")
+			}
+			return nil
+		},
+		run: func(ctx context.Context, t *target) (measurement, error) {
+			const partitions = 8
+			topic := uniqueTopic("catchup")
+			if err := t.createTopic(ctx, topic, partitions); err != nil {
+				return nil, err
+			}
+			seeds := []string{t.addr}
+			for _, p := range t.peers {
+				seeds = append(seeds, p.addr)
+			}
+			follower := t.peers[len(t.peers)-1]
+			if err := follower.stopSelf(true); err != nil {
+				return nil, err
+			}
+			client, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+				kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+			if err != nil {
+				return nil, err
+			}
+			defer client.Close()
+			vals := values(64, 16<<10)
+			for i := int64(0); i < bytes/(16<<10); i++ {
+				client.Produce(ctx, &kgo.Record{Value: vals[i%64]}, nil)
+			}
+			if err := client.Flush(ctx); err != nil {
+				return nil, err
+			}
+			started := time.Now()
+			if err := follower.restart(); err != nil {
+				return nil, err
+			}
+			ready := time.Now()
+			// The copy: until the follower's partitions are as large as
+			// the first broker's (every broker holds all of them).
+			want := topicBytes(t.admin, topic)
+			for ctx.Err() == nil && topicBytes(follower.admin, topic) < want {
+				time.Sleep(10 * time.Millisecond)
+			}
+			copied := time.Since(ready)
+			id := brokerID(follower)
+			admin := kadm.NewClient(client)
+			for ctx.Err() == nil {
+				meta, err := admin.Metadata(ctx, topic)
+				inAll := err == nil && len(meta.Topics[topic].Partitions) == partitions
+				if inAll {
+					for _, p := range meta.Topics[topic].Partitions {
+						inAll = inAll && slices.Contains(p.ISR, id)
+					}
+				}
+				if inAll {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			took := time.Since(started)
+			_, _ = admin.DeleteTopics(ctx, topic)
+			return measurement{"MB/s": float64(want) / 1e6 / copied.Seconds(), "copy s": copied.Seconds(),
+				"restart to ISR s": took.Seconds(), "start s": ready.Sub(started).Seconds()}, nil
+		},
+	}
+}
+
+// topicBytes is the size of a topic's partitions on one broker, from its
+// /metrics (0 if it cannot be read).
+func topicBytes(admin, topic string) int64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var total int64
+	prefix := `kqbroker_partition_size_bytes{partition="`
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(make([]byte, 64<<10), 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if !strings.HasPrefix(line, prefix) || !strings.Contains(line, `topic="`+topic+`"`) {
+			continue
+		}
+		if value, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			total += int64(value)
+		}
+	}
+	return total
 }

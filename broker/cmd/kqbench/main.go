@@ -43,7 +43,8 @@ func main() {
 const usage = `usage: kqbench <workload> [flags]
 
 workloads: produce, consume, latency, pipeline, partitions, idle, startup,
-           failover (three kqbrokers: the acks=all stall when a leader is killed)
+           failover (three kqbrokers: the acks=all stall when a leader is killed),
+           catchup (three kqbrokers: a restarted follower copying -retained-mib)
            suite (the standard set; -write FILE rewrites its table)
 common flags: -bootstrap host:port | -vs kfake|kqbroker-interval|kqbroker-cluster, -pairs N
 run "kqbench <workload> -h" for a workload's flags`
@@ -144,6 +145,8 @@ func parseSpec(args []string) (spec, error) {
 		s.work, s.metric = idleWorkload(), "rss MB"
 	case "startup":
 		s.work, s.metric, s.only = startupWorkload(*retainedMiB<<20, *unclean), "ms", "kqbroker"
+	case "catchup":
+		s.work, s.metric, s.only = catchupWorkload(*retainedMiB<<20), "MB/s", "kqbroker-cluster"
 	case "failover":
 		s.work, s.metric, s.only = failoverWorkload(*graceful), "stall ms", "kqbroker-cluster"
 	default:
