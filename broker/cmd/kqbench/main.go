@@ -42,7 +42,8 @@ func main() {
 
 const usage = `usage: kqbench <workload> [flags]
 
-workloads: produce, consume, latency, pipeline, partitions, idle, startup,
+workloads: produce, capacity (pre-encoded pipelined produce: the broker's own limit),
+           consume, latency, pipeline, partitions, idle, startup,
            failover (three kqbrokers: the acks=all stall when a leader is killed),
            catchup (three kqbrokers: a restarted follower copying -retained-mib)
            suite (the standard set; -write FILE rewrites its table)
@@ -145,6 +146,8 @@ func parseSpec(args []string) (spec, error) {
 		s.work, s.metric = idleWorkload(), "rss MB"
 	case "startup":
 		s.work, s.metric, s.only = startupWorkload(*retainedMiB<<20, *unclean), "ms", "kqbroker"
+	case "capacity":
+		s.work, s.metric = capacityWorkload(*size, *acks, int32(*partitions), *duration), "records/s"
 	case "catchup":
 		s.work, s.metric, s.only = catchupWorkload(*retainedMiB<<20), "MB/s", "kqbroker-cluster"
 	case "failover":
