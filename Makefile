@@ -59,7 +59,7 @@ bench:
 # lost, moved or duplicated) and replicas compared byte for byte.
 CHAOS_RUNS ?= 5
 chaos:
-	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestRollingRestartLosesNothing|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ | grep -E '^(=== RUN|--- |\s+\S+_test.go:\d+: (checker|acknowledged|broker))|^(ok|FAIL)'
+	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestKillFollowerAndControllerLosesNothing|TestRollingRestartLosesNothing|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ | grep -E '^(=== RUN|--- |\s+\S+_test.go:\d+: (checker|acknowledged|broker))|^(ok|FAIL)'
 
 # Go benchmarks for the hot paths; figures go into doc/benchmarks.md.
 bench-go:

@@ -87,3 +87,52 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 	}
 	compareReplicas(t, configs, "rolling", 6)
 }
+
+// TestKillFollowerAndControllerLosesNothing: under the same producers and
+// checker, a follower of partition 0 is killed with SIGKILL and restarted,
+// then the broker that leads the metadata quorum (the controller).
+func TestKillFollowerAndControllerLosesNothing(t *testing.T) {
+	bin := buildBroker(t)
+	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	admin := kadm.NewClient(mustClient(t, addrs...))
+	if _, err := admin.CreateTopic(ctx, 6, 3, nil, "checked"); err != nil {
+		t.Fatal(err)
+	}
+	for len(partitionLeaders(t, ctx, admin, "checked")) < 6 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	w := startWrites(t, ctx, addrs, "checked")
+	time.Sleep(time.Second)
+	meta, err := admin.Metadata(ctx, "checked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := meta.Topics["checked"].Partitions[0].Leader
+	follower := -1
+	for id := int32(1); id <= 3; id++ {
+		if id != leader && (follower < 0 || id != meta.Controller) {
+			follower = int(id) - 1
+		}
+	}
+	brokers[follower].kill() // kill -9 a follower of partition 0
+	time.Sleep(2 * time.Second)
+	brokers[follower] = startProcess(t, bin, "-config", configs[follower])
+	waitWholeISRs(t, ctx, admin, "checked", 3)
+	if meta, err = admin.Metadata(ctx); err != nil || meta.Controller < 1 {
+		t.Fatalf("no controller: %v", err)
+	}
+	controller := int(meta.Controller) - 1
+	brokers[controller].kill() // kill -9 the quorum leader
+	time.Sleep(3 * time.Second)
+	brokers[controller] = startProcess(t, bin, "-config", configs[controller])
+	time.Sleep(time.Second)
+	w.stopWrites()
+	waitWholeISRs(t, ctx, admin, "checked", 3)
+	w.check(t, ctx, admin, addrs)
+	for _, b := range brokers {
+		b.stop(t)
+	}
+	compareReplicas(t, configs, "checked", 6)
+}

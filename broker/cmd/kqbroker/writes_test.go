@@ -28,6 +28,9 @@ type writes struct {
 	failed  int
 	stop    context.CancelFunc
 	running sync.WaitGroup
+	// read is what a consumer saw during the run, by where it read it: a
+	// record read must never vanish or change afterwards.
+	read map[ack]string
 }
 
 type ack struct {
@@ -38,9 +41,26 @@ type ack struct {
 // startWrites starts the producers; stopWrites waits for the last answers.
 func startWrites(t *testing.T, ctx context.Context, addrs []string, topic string) *writes {
 	t.Helper()
-	w := &writes{topic: topic, acked: map[string]ack{}}
+	w := &writes{topic: topic, acked: map[string]ack{}, read: map[ack]string{}}
 	producing, stop := context.WithCancel(ctx)
 	w.stop = stop
+	// A consumer reads along: consumers only see what is committed.
+	reader, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	w.running.Add(1)
+	go func() {
+		defer w.running.Done()
+		for producing.Err() == nil {
+			fetches := reader.PollFetches(producing)
+			w.mu.Lock()
+			fetches.EachRecord(func(r *kgo.Record) { w.read[ack{r.Partition, r.Offset}] = string(r.Value) })
+			w.mu.Unlock()
+		}
+	}()
 	for n := range 2 {
 		producer, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic),
 			kgo.RecordDeliveryTimeout(30*time.Second), kgo.MetadataMinAge(100*time.Millisecond))
@@ -112,6 +132,16 @@ func (w *writes) check(t *testing.T, ctx context.Context, admin *kadm.Client, ad
 			}
 		})
 	}
+	at := map[ack]string{}
+	for value, where := range seen {
+		at[where] = value
+	}
+	vanished := 0
+	for where, value := range w.read {
+		if at[where] != value {
+			vanished++
+		}
+	}
 	lost, moved := 0, 0
 	for value, at := range w.acked {
 		got, ok := seen[value]
@@ -122,13 +152,16 @@ func (w *writes) check(t *testing.T, ctx context.Context, admin *kadm.Client, ad
 			moved++
 		}
 	}
-	t.Logf("checker: %d acknowledged, %d failed to the producer, %d read back; lost %d, at another offset %d, duplicates %d, unacknowledged but present %d",
-		len(w.acked), w.failed, len(seen), lost, moved, duplicates, unknown)
+	t.Logf("checker: %d acknowledged, %d failed to the producer, %d read back; lost %d, at another offset %d, duplicates %d, unacknowledged but present %d; %d read during the run, %d of them vanished or changed",
+		len(w.acked), w.failed, len(seen), lost, moved, duplicates, unknown, len(w.read), vanished)
 	if len(w.acked) < 1000 {
 		t.Errorf("only %d records acknowledged: the run did not exercise the brokers", len(w.acked))
 	}
 	if lost != 0 || moved != 0 || duplicates != 0 {
 		t.Errorf("acknowledged records lost %d, moved %d, duplicated %d", lost, moved, duplicates)
+	}
+	if vanished != 0 || len(w.read) == 0 {
+		t.Errorf("of %d records consumers read during the run, %d later vanished or changed", len(w.read), vanished)
 	}
 }
 
