@@ -59,7 +59,10 @@ bench:
 # lost, moved or duplicated) and replicas compared byte for byte.
 CHAOS_RUNS ?= 5
 chaos:
-	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestKillFollowerAndControllerLosesNothing|TestRollingRestartLosesNothing|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ | grep -E '^(=== RUN|--- |\s+\S+_test.go:\d+: (checker|acknowledged|broker))|^(ok|FAIL)'
+	@mkdir -p bin
+	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestKillFollowerAndControllerLosesNothing|TestRollingRestartLosesNothing|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ > bin/chaos.log 2>&1; \
+	status=$$?; grep -E '^(--- |ok|FAIL)|_test.go:[0-9]+: (checker|acknowledged|broker)' bin/chaos.log; \
+	echo "the whole output: bin/chaos.log"; exit $$status
 
 # Go benchmarks for the hot paths; figures go into doc/benchmarks.md.
 bench-go:

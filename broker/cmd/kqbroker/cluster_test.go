@@ -175,15 +175,22 @@ func startClusterProcessesWith(t *testing.T, bin string, n int, sessions string)
 			t.Fatal(err)
 		}
 	}
-	brokers := make([]*brokerProcess, n)
-	started := make(chan struct{}, n)
-	for i := range n {
+	return startConfigured(t, bin, configs), all[:n], configs
+}
+
+// startConfigured starts a kqbroker process per config file, all at once
+// (each waits for a majority of the quorum), and returns them ready.
+func startConfigured(t *testing.T, bin string, configs []string) []*brokerProcess {
+	t.Helper()
+	brokers := make([]*brokerProcess, len(configs))
+	started := make(chan struct{}, len(configs))
+	for i := range configs {
 		go func() {
 			defer func() { started <- struct{}{} }() // also when startProcess fails the test
 			brokers[i] = startProcess(t, bin, "-config", configs[i])
 		}()
 	}
-	for range n {
+	for range configs {
 		<-started
 	}
 	for i, b := range brokers {
@@ -191,7 +198,7 @@ func startClusterProcessesWith(t *testing.T, bin string, n int, sessions string)
 			t.Fatalf("broker %d did not start", i+1)
 		}
 	}
-	return brokers, all[:n], configs
+	return brokers
 }
 
 func mustClient(t *testing.T, seeds ...string) *kgo.Client {

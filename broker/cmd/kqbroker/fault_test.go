@@ -19,17 +19,9 @@ import (
 // compared, byte for byte.
 func TestFaultsLoseNoAcknowledgedRecord(t *testing.T) {
 	bin := buildBroker(t)
-	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	admin := kadm.NewClient(mustClient(t, addrs...))
-	if _, err := admin.CreateTopic(ctx, 6, 3, nil, "checked"); err != nil {
-		t.Fatal(err)
-	}
-	for len(partitionLeaders(t, ctx, admin, "checked")) < 6 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	w := startWrites(t, ctx, addrs, "checked")
+	brokers, addrs, configs, admin, w := startCheckedCluster(t, ctx, bin, "checked")
 
 	time.Sleep(time.Second)
 	victim := int(partitionLeaders(t, ctx, admin, "checked")[0]) - 1
@@ -58,17 +50,9 @@ func TestFaultsLoseNoAcknowledgedRecord(t *testing.T) {
 // acknowledged record; the replicas end identical.
 func TestRollingRestartLosesNothing(t *testing.T) {
 	bin := buildBroker(t)
-	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	admin := kadm.NewClient(mustClient(t, addrs...))
-	if _, err := admin.CreateTopic(ctx, 6, 3, nil, "rolling"); err != nil {
-		t.Fatal(err)
-	}
-	for len(partitionLeaders(t, ctx, admin, "rolling")) < 6 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	w := startWrites(t, ctx, addrs, "rolling")
+	brokers, addrs, configs, admin, w := startCheckedCluster(t, ctx, bin, "rolling")
 	time.Sleep(time.Second)
 	for i := range brokers {
 		brokers[i].stop(t) // SIGTERM: a controlled shutdown
@@ -93,17 +77,9 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 // then the broker that leads the metadata quorum (the controller).
 func TestKillFollowerAndControllerLosesNothing(t *testing.T) {
 	bin := buildBroker(t)
-	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	admin := kadm.NewClient(mustClient(t, addrs...))
-	if _, err := admin.CreateTopic(ctx, 6, 3, nil, "checked"); err != nil {
-		t.Fatal(err)
-	}
-	for len(partitionLeaders(t, ctx, admin, "checked")) < 6 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	w := startWrites(t, ctx, addrs, "checked")
+	brokers, addrs, configs, admin, w := startCheckedCluster(t, ctx, bin, "checked")
 	time.Sleep(time.Second)
 	meta, err := admin.Metadata(ctx, "checked")
 	if err != nil {
@@ -135,4 +111,19 @@ func TestKillFollowerAndControllerLosesNothing(t *testing.T) {
 		b.stop(t)
 	}
 	compareReplicas(t, configs, "checked", 6)
+}
+
+// startCheckedCluster starts three kqbroker processes, a 6-partition topic
+// of three replicas, and the checked writes to it.
+func startCheckedCluster(t *testing.T, ctx context.Context, bin, topic string) ([]*brokerProcess, []string, []string, *kadm.Client, *writes) {
+	t.Helper()
+	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
+	admin := kadm.NewClient(mustClient(t, addrs...))
+	if _, err := admin.CreateTopic(ctx, 6, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	for len(partitionLeaders(t, ctx, admin, topic)) < 6 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return brokers, addrs, configs, admin, startWrites(t, ctx, addrs, topic)
 }

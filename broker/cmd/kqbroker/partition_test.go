@@ -64,23 +64,7 @@ func startProxiedCluster(t *testing.T, bin string, n int) ([]*brokerProcess, []s
 			t.Fatal(err)
 		}
 	}
-	brokers := make([]*brokerProcess, n)
-	started := make(chan struct{}, n)
-	for i := range n {
-		go func() {
-			defer func() { started <- struct{}{} }()
-			brokers[i] = startProcess(t, bin, "-config", configs[i])
-		}()
-	}
-	for range n {
-		<-started
-	}
-	for i, b := range brokers {
-		if b == nil {
-			t.Fatalf("broker %d did not start", i+1)
-		}
-	}
-	return brokers, clients, configs, l
+	return startConfigured(t, bin, configs), clients, configs, l
 }
 
 // isolate cuts (or, heal, restores) every link to and from broker x
