@@ -54,14 +54,17 @@ bench:
 
 # The cluster's fault runs, CHAOS_RUNS times each (every run is also in
 # make test once): SIGKILL and SIGSTOP of brokers under idempotent acks=all
-# producers, a rolling restart, a leader cut off from the other brokers through toxiproxy,
+# producers, a follower down while CHAOS_BYTES are written, a rolling
+# restart, a leader cut off from the other brokers through toxiproxy,
 # clients failing over; each ends with the checker (no acknowledged record
 # lost, moved or duplicated) and replicas compared byte for byte.
 CHAOS_RUNS ?= 5
+# written while a follower is down (64 MiB in make test)
+CHAOS_BYTES ?= 1073741824
 chaos:
 	@mkdir -p bin
-	$(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestKillFollowerAndControllerLosesNothing|TestRollingRestartLosesNothing|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ > bin/chaos.log 2>&1; \
-	status=$$?; grep -E '^(--- |ok|FAIL)|_test.go:[0-9]+: (checker|acknowledged|broker)' bin/chaos.log; \
+	KQ_FAULT_BYTES=$(CHAOS_BYTES) $(GO) test -count=$(CHAOS_RUNS) -timeout 60m -v -run '^(TestFaultsLoseNoAcknowledgedRecord|TestKillFollowerAndControllerLosesNothing|TestFollowerDownWhileMuchIsWritten|TestRollingRestartLosesNothing|TestLeaderPartitionedAwayLosesNoAcknowledgedRecord|TestClientsFailOver|TestKilledBrokerIsFencedAndComesBack)$$' ./broker/cmd/kqbroker/ > bin/chaos.log 2>&1; \
+	status=$$?; grep -E '^(--- |ok|FAIL)|_test.go:[0-9]+: (checker|acknowledged|broker|wrote)' bin/chaos.log; \
 	echo "the whole output: bin/chaos.log"; exit $$status
 
 # Go benchmarks for the hot paths; figures go into doc/benchmarks.md.

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -25,9 +26,10 @@ type writes struct {
 	acked map[string]ack // value -> where it was acknowledged
 	// failed counts records whose produce failed (allowed: they were not
 	// acknowledged).
-	failed  int
-	stop    context.CancelFunc
-	running sync.WaitGroup
+	failed   int
+	firstErr error // the first of those failures, for the log
+	stop     context.CancelFunc
+	running  sync.WaitGroup
 	// read is what a consumer saw during the run, by where it read it: a
 	// record read must never vanish or change afterwards.
 	read map[ack]string
@@ -81,6 +83,9 @@ func startWrites(t *testing.T, ctx context.Context, addrs []string, topic string
 					defer w.mu.Unlock()
 					if err != nil {
 						w.failed++
+						if w.firstErr == nil {
+							w.firstErr = err
+						}
 						return
 					}
 					w.acked[value] = ack{r.Partition, r.Offset}
@@ -154,6 +159,9 @@ func (w *writes) check(t *testing.T, ctx context.Context, admin *kadm.Client, ad
 	}
 	t.Logf("checker: %d acknowledged, %d failed to the producer, %d read back; lost %d, at another offset %d, duplicates %d, unacknowledged but present %d; %d read during the run, %d of them vanished or changed",
 		len(w.acked), w.failed, len(seen), lost, moved, duplicates, unknown, len(w.read), vanished)
+	if w.firstErr != nil {
+		t.Logf("the first produce that failed: %v", w.firstErr)
+	}
 	if len(w.acked) < 1000 {
 		t.Errorf("only %d records acknowledged: the run did not exercise the brokers", len(w.acked))
 	}
@@ -186,35 +194,56 @@ func waitWholeISRs(t *testing.T, ctx context.Context, admin *kadm.Client, topic 
 }
 
 // compareReplicas opens each stopped broker's copy of every partition and
-// checks they hold the same bytes.
+// checks they hold the same bytes (a digest of each, read batch by batch
+// from the log start to the log end, every segment).
 func compareReplicas(t *testing.T, configs []string, topic string, partitions int) {
 	t.Helper()
 	for p := range partitions {
-		var first []byte
+		var first string
 		for i, path := range configs {
 			cfg, err := config.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			log, err := storage.Open(filepath.Join(cfg.DataDir, fmt.Sprintf("%s-%d", topic, p)), storage.Options{})
+			digest, size, err := replicaDigest(filepath.Join(cfg.DataDir, fmt.Sprintf("%s-%d", topic, p)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			data, err := log.AppendReadUpTo(nil, log.LogStartOffset(), 1<<30, log.LogEndOffset())
-			_ = log.Close()
-			if err != nil {
-				t.Fatal(err)
+			if size == 0 {
+				t.Errorf("%s-%d is empty on broker %d", topic, p, i+1)
 			}
 			if i == 0 {
-				first = data
-				continue
+				first = digest
+			} else if digest != first {
+				t.Errorf("%s-%d: broker %d's copy (%d bytes) differs from broker 1's", topic, p, i+1, size)
 			}
-			if !bytes.Equal(first, data) {
-				t.Errorf("%s-%d: broker 1 holds %d bytes, broker %d %d bytes that differ", topic, p, len(first), i+1, len(data))
-			}
-		}
-		if len(first) == 0 {
-			t.Errorf("%s-%d is empty", topic, p)
 		}
 	}
+}
+
+// replicaDigest is the SHA-256 of a log's batches and their byte count.
+func replicaDigest(dir string) (string, int64, error) {
+	log, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		return "", 0, err
+	}
+	defer log.Close()
+	h := sha256.New()
+	var size int64
+	buf := make([]byte, 0, 4<<20)
+	for offset := log.LogStartOffset(); offset < log.LogEndOffset(); {
+		data, err := log.AppendReadUpTo(buf[:0], offset, 4<<20, log.LogEndOffset())
+		if err != nil {
+			return "", 0, err
+		}
+		next := offset
+		_ = storage.WalkBatchHeaders(data, func(b storage.BatchHeader) error { next = b.LastOffset() + 1; return nil })
+		if next == offset {
+			return "", 0, fmt.Errorf("%s: no batch at offset %d below the end %d", dir, offset, log.LogEndOffset())
+		}
+		h.Write(data)
+		size += int64(len(data))
+		offset = next
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
