@@ -19,13 +19,19 @@ var (
 	membersDesc   = prometheus.NewDesc("kqbroker_group_members", "Members of a consumer group.", []string{"group", "state"}, nil)
 	fsyncDesc     = prometheus.NewDesc("kqbroker_fsync_duration_seconds", "Latency of the fsyncs that make appended data durable, over all logs.", nil, nil)
 	topicsDesc    = prometheus.NewDesc("kqbroker_topics", "Topics.", nil, nil)
+	hwDesc        = prometheus.NewDesc("kqbroker_partition_high_watermark", "Offset below which consumers read: every in-sync replica has what is below.", []string{"topic", "partition"}, nil)
+	isrDesc       = prometheus.NewDesc("kqbroker_partition_in_sync_replicas", "In-sync replicas of a partition this broker leads.", []string{"topic", "partition"}, nil)
+	replicasDesc  = prometheus.NewDesc("kqbroker_partition_replicas", "Replicas of a partition this broker leads.", []string{"topic", "partition"}, nil)
+	leadingDesc   = prometheus.NewDesc("kqbroker_leader_partitions", "Partitions this broker leads (Kafka's LeaderCount).", nil, nil)
+	underDesc     = prometheus.NewDesc("kqbroker_under_replicated_partitions", "Partitions this broker leads whose ISR is smaller than their replicas (Kafka's UnderReplicatedPartitions).", nil, nil)
 )
 
 // clusterCollector reads the cluster's state at scrape time.
 type clusterCollector struct{ cluster *cluster.Cluster }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{logStartDesc, logEndDesc, sizeDesc, lagDesc, committedDesc, membersDesc, fsyncDesc, topicsDesc} {
+	for _, d := range []*prometheus.Desc{logStartDesc, logEndDesc, sizeDesc, lagDesc, committedDesc, membersDesc, fsyncDesc, topicsDesc,
+		hwDesc, isrDesc, replicasDesc, leadingDesc, underDesc} {
 		ch <- d
 	}
 }
@@ -34,6 +40,8 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	topics := c.cluster.Topics()
 	ch <- prometheus.MustNewConstMetric(topicsDesc, prometheus.GaugeValue, float64(len(topics)))
 	fsync := storage.SyncStats{Buckets: make([]uint64, len(storage.SyncBuckets)+1)}
+	leading, under := 0, 0
+	self := c.cluster.Config().NodeID
 	for _, t := range topics {
 		for _, p := range t.Partitions {
 			if p.Log == nil {
@@ -42,10 +50,21 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 			labels := []string{t.Name, strconv.Itoa(int(p.Index))}
 			ch <- prometheus.MustNewConstMetric(logStartDesc, prometheus.GaugeValue, float64(p.Log.LogStartOffset()), labels...)
 			ch <- prometheus.MustNewConstMetric(logEndDesc, prometheus.GaugeValue, float64(p.Log.LogEndOffset()), labels...)
+			ch <- prometheus.MustNewConstMetric(hwDesc, prometheus.GaugeValue, float64(p.Log.HighWatermark()), labels...)
 			ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(p.Log.Size()), labels...)
+			if state := p.State(); state.Leader == self {
+				leading++
+				if len(state.ISR) < len(state.Replicas) {
+					under++
+				}
+				ch <- prometheus.MustNewConstMetric(isrDesc, prometheus.GaugeValue, float64(len(state.ISR)), labels...)
+				ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, float64(len(state.Replicas)), labels...)
+			}
 			addSyncStats(&fsync, p.Log.SyncStats())
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(leadingDesc, prometheus.GaugeValue, float64(leading))
+	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(under))
 	ch <- fsyncHistogram(fsync)
 
 	groups := c.cluster.Groups()
@@ -65,14 +84,15 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// lag is the log end offset minus the committed offset, as
-// kafka-consumer-groups.sh computes it; unknown for a deleted partition.
+// lag is the high watermark (the end consumers can read to, what
+// ListOffsets answers kafka-consumer-groups.sh) minus the committed
+// offset; unknown for a deleted partition.
 func (c *clusterCollector) lag(tp group.TopicPartition, committed group.Offset) (int64, bool) {
 	p, err := c.cluster.Partition(tp.Topic, tp.Partition)
 	if err != nil || committed.Offset < 0 {
 		return 0, false
 	}
-	return max(p.Log.LogEndOffset()-committed.Offset, 0), true
+	return max(p.Log.HighWatermark()-committed.Offset, 0), true
 }
 
 func addSyncStats(total *storage.SyncStats, s storage.SyncStats) {

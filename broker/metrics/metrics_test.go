@@ -129,6 +129,11 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 		"kqbroker_group_lag{group=billing,partition=0,topic=orders}":              6,
 		"kqbroker_group_members{group=billing,state=Stable}":                      1,
 		"kqbroker_topics{}": 1,
+		"kqbroker_partition_high_watermark{partition=0,topic=orders}":   10,
+		"kqbroker_partition_in_sync_replicas{partition=0,topic=orders}": 1,
+		"kqbroker_partition_replicas{partition=0,topic=orders}":         1,
+		"kqbroker_leader_partitions{}":                                  2,
+		"kqbroker_under_replicated_partitions{}":                        0,
 	} {
 		if s[key] != want {
 			t.Errorf("%s = %v, want %v", key, s[key], want)
