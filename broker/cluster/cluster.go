@@ -612,7 +612,7 @@ func (c *Cluster) Leave() {
 		}
 		_, err := c.quorum.Propose(ctx, records...)
 		var stale *metadata.StaleChangeError
-		if err == nil || !errors.As(err, &stale) && !strings.Contains(err.Error(), "stale partition change") {
+		if err == nil || !errors.As(err, &stale) {
 			if err != nil {
 				c.logger.Warn("could not tell the metadata quorum this broker is stopping", "err", err)
 			} else {

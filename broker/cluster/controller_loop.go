@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -156,7 +156,8 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 			return
 		}
 		if _, err := c.quorum.Propose(ctx, records...); err != nil {
-			if strings.Contains(err.Error(), "stale partition change") {
+			var stale *metadata.StaleChangeError
+			if errors.As(err, &stale) {
 				continue
 			}
 			c.logger.Warn("the controller's changes were not committed; retrying at the next tick", "err", err)

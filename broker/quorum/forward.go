@@ -25,7 +25,9 @@ import (
 //
 // status: forwardOK (index: the entry's raft index), forwardRefused (the
 // image refused the batch; message: why), forwardTopicExists (message: the
-// name), forwardNotLeader, forwardFailed (message: raft's error).
+// name), forwardNotLeader, forwardFailed (message: raft's error),
+// forwardStale (a partition change decided on another state; message: its
+// code byte, then why).
 const forwardMagic = 'F'
 
 // heartbeatMagic opens a broker's heartbeat to the leader:
@@ -46,6 +48,7 @@ const (
 	forwardTopicExists
 	forwardNotLeader
 	forwardFailed
+	forwardStale
 )
 
 // maxForwardBytes bounds a forwarded entry before it is allocated.
@@ -99,6 +102,11 @@ func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
 		return 0, errors.New(string(message))
 	case forwardTopicExists:
 		return 0, &metadata.TopicExistsError{Name: string(message)}
+	case forwardStale:
+		if len(message) == 0 {
+			return 0, &metadata.StaleChangeError{Reason: "refused by the leader"}
+		}
+		return 0, &metadata.StaleChangeError{Code: metadata.StaleCode(message[0]), Reason: string(message[1:])}
 	case forwardNotLeader:
 		return 0, fmt.Errorf("%w: %s moved on", ErrNotLeader, address)
 	}
@@ -186,9 +194,13 @@ func (q *Quorum) serveForward(conn net.Conn) {
 			case *metadata.Image:
 				index = future.Index()
 			case error:
-				if errors.As(result, &exists) {
+				var stale *metadata.StaleChangeError
+				switch {
+				case errors.As(result, &exists):
 					status, message = forwardTopicExists, exists.Name
-				} else {
+				case errors.As(result, &stale):
+					status, message = forwardStale, string([]byte{byte(stale.Code)})+stale.Reason
+				default:
 					status, message = forwardRefused, result.Error()
 				}
 			}

@@ -292,3 +292,23 @@ func TestNonVotingMemberJoins(t *testing.T) {
 		t.Fatal("a non-voting member leads")
 	}
 }
+
+// TestForwardedStaleChangeKeepsItsType: a partition change the image
+// refuses as stale comes back from the leader as a *StaleChangeError, with
+// its code, on a member that forwarded it too.
+func TestForwardedStaleChangeKeepsItsType(t *testing.T) {
+	c := newCluster3(t)
+	leader := c.leader()
+	follower := (leader + 1) % 3
+	if _, err := c.nodes[leader].Propose(testContext(t), topicBatch("orders", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	old := int32(7)
+	change := metadata.Record{PartitionChange: &metadata.PartitionChangeRecord{TopicID: metadata.TopicID{15: 1}, ISR: []int32{1}, ExpectPartitionEpoch: &old}}
+	for _, i := range []int{leader, follower} {
+		var stale *metadata.StaleChangeError
+		if _, err := c.nodes[i].Propose(testContext(t), change); !errors.As(err, &stale) || stale.Code != metadata.StalePartitionEpoch {
+			t.Fatalf("member %d: %v, want a stale partition epoch", i, err)
+		}
+	}
+}
