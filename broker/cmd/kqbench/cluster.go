@@ -54,6 +54,9 @@ func startKqbrokerCluster() (*target, error) {
 					i+1, addrs[i], addrs[clusterSize+i], strings.Join(voters, ","), dir)
 				if err = os.WriteFile(dir+".yaml", []byte(config), 0o644); err == nil {
 					started[i], err = startChild("kqbroker", dir, "-config", dir+".yaml")
+					if started[i] != nil {
+						started[i].nodeID = int32(i + 1)
+					}
 				}
 			}
 			errs <- err
@@ -122,11 +125,11 @@ func failoverWorkload(graceful bool) workload {
 			}
 			victim := t
 			for _, p := range t.peers {
-				if brokerID(p) == leader {
+				if p.nodeID == leader {
 					victim = p
 				}
 			}
-			if brokerID(victim) != leader {
+			if victim.nodeID != leader {
 				return nil, fmt.Errorf("the partition's leader %d is not one of the brokers started", leader)
 			}
 			for range 100 { // warm: the client knows the leader
@@ -168,18 +171,6 @@ func failoverWorkload(graceful bool) workload {
 			return measurement{"stall ms": float64(longest.Microseconds()) / 1000, "failed produces": float64(failed)}, nil
 		},
 	}
-}
-
-// brokerID is a cluster member's node id, from its data directory's
-// config.
-func brokerID(t *target) int32 {
-	data, err := os.ReadFile(t.dataDir + ".yaml")
-	if err != nil {
-		return -1
-	}
-	var id int32 = -1
-	_, _ = fmt.Sscanf(string(data), "node_id: %d", &id)
-	return id
 }
 
 // catchupWorkload measures how fast a follower that was stopped copies
@@ -234,7 +225,7 @@ func catchupWorkload(bytes int64) workload {
 				time.Sleep(10 * time.Millisecond)
 			}
 			copied := time.Since(ready)
-			id := brokerID(follower)
+			id := follower.nodeID
 			admin := kadm.NewClient(client)
 			for ctx.Err() == nil {
 				meta, err := admin.Metadata(ctx, topic)

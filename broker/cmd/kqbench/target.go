@@ -34,6 +34,7 @@ type target struct {
 	// (0: 1); peers are the other brokers of a cluster target.
 	replicas int16
 	peers    []*target
+	nodeID   int32 // a cluster member's node id
 }
 
 // startChild re-executes kqbench as "serve <kind> args...", so that each
