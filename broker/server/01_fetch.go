@@ -161,7 +161,8 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 				if wake != nil {
 					*wake = append(*wake, log.Appended())
 				}
-				upTo, hw := log.HighWatermark(), log.HighWatermark()
+				hw := log.HighWatermark()
+				upTo := hw
 				switch {
 				case diverged(log, r.Version, rp, &partition):
 					// The fetcher truncates first; a follower's offset in a
