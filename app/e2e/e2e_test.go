@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/common/mysqltest"
 	"github.com/kqstack/kqstack/common/redistest"
+	"github.com/kqstack/kqstack/internal/testport"
 )
 
 type stack struct {
@@ -28,15 +28,6 @@ type stack struct {
 	procs    map[string]*exec.Cmd
 	orderURL string
 	payURL   string
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // database is where the services keep their tables.
@@ -76,7 +67,7 @@ func newStack(t testing.TB, db func(dir string) database) *stack {
 		s.bins[name] = bin
 	}
 	d := db(s.dir)
-	orderPort, payPort := freePort(t), freePort(t)
+	orderPort, payPort := testport.Port(t), testport.Port(t)
 	s.orderURL = fmt.Sprintf("http://127.0.0.1:%d/order/v1", orderPort)
 	s.payURL = fmt.Sprintf("http://127.0.0.1:%d/payment/v1", payPort)
 	logConf := "Log:\n  Mode: console\n  Level: error\n"

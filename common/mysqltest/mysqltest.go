@@ -7,7 +7,6 @@ package mysqltest
 import (
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/kqstack/kqstack/internal/testport"
 )
 
 // Start returns the DSN of a fresh database with the given schema files
@@ -39,12 +40,7 @@ func Start(t testing.TB, database string, schemaFiles ...string) string {
 	if err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testport.Port(t)
 	cmd := exec.Command(server, "--no-defaults", "--datadir="+data, "--user=root", "--bind-address=127.0.0.1",
 		"--port="+strconv.Itoa(port), "--socket="+filepath.Join(dir, "mysqld.sock"), "--skip-grant-tables",
 		"--innodb-buffer-pool-size=32M", "--pid-file="+filepath.Join(dir, "mysqld.pid"))

@@ -5,13 +5,14 @@ package redistest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kqstack/kqstack/internal/testport"
 )
 
 // Start returns a client of a fresh redis-server. The test is skipped, with
@@ -22,12 +23,7 @@ func Start(t testing.TB) *redis.Client {
 	if err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server; .ci/run installs it)")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testport.Port(t)
 	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

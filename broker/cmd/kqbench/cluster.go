@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kqstack/kqstack/internal/testport"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -27,18 +27,11 @@ const clusterSize = 3
 // its peers the others; its figures of memory and CPU are the first
 // broker's.
 func startKqbrokerCluster() (*target, error) {
-	var addrs []string
-	var listeners []net.Listener
-	for range 2 * clusterSize {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		listeners = append(listeners, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range listeners {
-		_ = ln.Close()
+	// The ports stay reserved until kqbench exits: brokers restarted by
+	// the failover workloads bind them again.
+	addrs, _, err := testport.Reserve(2 * clusterSize)
+	if err != nil {
+		return nil, err
 	}
 	var voters []string
 	for i := range clusterSize {

@@ -3,37 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kqstack/kqstack/internal/testport"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// freeAddrs returns n loopback addresses nothing listens on (a port is
-// taken, read and given back; another process could take it meanwhile,
-// which only fails this test).
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var listeners []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners = append(listeners, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range listeners {
-		ln.Close()
-	}
-	return addrs
-}
 
 // TestKilledBrokerIsFencedAndComesBack: three kqbroker processes are one
 // metadata quorum. Broker 3 is killed with SIGKILL: it cannot say it is
@@ -161,7 +140,7 @@ func startClusterProcesses(t *testing.T, bin string, n int) ([]*brokerProcess, [
 // (YAML lines) for the heartbeats and sessions.
 func startClusterProcessesWith(t *testing.T, bin string, n int, sessions string) ([]*brokerProcess, []string, []string) {
 	t.Helper()
-	all := freeAddrs(t, 2*n) // client and controller ports
+	all := testport.Addrs(t, 2*n) // client and controller ports
 	var voters []string
 	for i := range n {
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, all[n+i]))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/kqstack/kqstack/internal/testport"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -38,7 +39,7 @@ func startProxiedCluster(t *testing.T, bin string, n int) ([]*brokerProcess, []s
 		t.Cleanup(p.Stop)
 		return p
 	}
-	all := freeAddrs(t, 3*n) // clients, controllers, inter-broker listeners
+	all := testport.Addrs(t, 3*n) // clients, controllers, inter-broker listeners
 	clients, controllers, inter := all[:n], all[n:2*n], all[2*n:]
 	l := &links{controller: make([][]*toxiproxy.Proxy, n)}
 	for j := range n {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -20,16 +19,8 @@ import (
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/common/event"
 	"github.com/kqstack/kqstack/common/push"
+	"github.com/kqstack/kqstack/internal/testport"
 )
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // post sends a JSON request and decodes the JSON answer into out.
 func post(t *testing.T, url string, body, out any) int {
@@ -50,7 +41,7 @@ func post(t *testing.T, url string, body, out any) int {
 
 func TestPaymentCallbackPublishesOnceThroughTheOutbox(t *testing.T) {
 	b := brokertest.Start(t, nil)
-	port := freePort(t)
+	port := testport.Port(t)
 	c := config.Config{
 		RestConf: rest.RestConf{Host: "127.0.0.1", Port: port, Timeout: 10000,
 			ServiceConf: service.ServiceConf{Name: "payment-api-test", Log: logx.LogConf{Mode: "console", Level: "severe"}}},
