@@ -160,9 +160,11 @@ func (r *Replica) proposeLocked(isr []int32) {
 	change := &metadata.PartitionChangeRecord{TopicID: r.opts.TopicID, Partition: r.opts.Index, ISR: isr,
 		ExpectLeaderEpoch: &leaderEpoch, ExpectPartitionEpoch: &partitionEpoch, FromLeader: &self}
 	r.pending = change
+	expands := len(isr) > len(r.state.ISR)
 	go func() {
 		err := r.opts.Propose(*change)
 		if err == nil {
+			r.isrChanges.committed(expands)
 			return
 		}
 		r.mu.Lock()

@@ -83,6 +83,8 @@ type Replica struct {
 	// hwKnown: the log's HW was set by replication (a log of one replica
 	// leaves it following its end).
 	hwKnown bool
+	// isrChanges counts the committed ISR changes (stats.go).
+	isrChanges isrChanges
 }
 
 // follower is what the leader knows of another replica.
