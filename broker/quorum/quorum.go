@@ -89,6 +89,8 @@ type Quorum struct {
 	// handed over the first and the image holds the second (raft's own
 	// entries, configuration and no-ops, never reach the image).
 	startIndex, startCommand uint64
+	// commits times the proposals made here (stats.go).
+	commits commitLatency
 }
 
 // ErrNotLeader is returned by Propose on a member that does not lead.
@@ -256,6 +258,7 @@ func (q *Quorum) WaitReady(ctx context.Context) error {
 // forwarded to the leader. A batch the image refuses
 // returns the image's error (for example *metadata.TopicExistsError).
 func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*metadata.Image, error) {
+	start := time.Now()
 	data, err := metadata.EncodeBatch(records)
 	if err != nil {
 		return nil, err
@@ -282,6 +285,7 @@ func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*meta
 		if err := q.waitApplied(ctx, index); err != nil {
 			return nil, err
 		}
+		q.commits.observe(time.Since(start))
 		return q.Image(), nil
 	}
 	future := q.raft.Apply(data, timeout)
@@ -293,6 +297,7 @@ func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*meta
 	}
 	switch result := future.Response().(type) {
 	case *metadata.Image:
+		q.commits.observe(time.Since(start))
 		return result, nil
 	case error:
 		return nil, result
