@@ -22,7 +22,45 @@
 //	kqbroker_connections_refused_total{limit}       connections closed by a connection limit
 //	kqbroker_request_memory_bytes                   request bytes reserved, of queued_max_request_bytes
 //	kqbroker_fsync_duration_seconds                 histogram over every log's data fsyncs
+//	kqbroker_topics                                 topics
 //	go_*, process_*                                 Go runtime and process
+//
+// Replication, as Kafka's ReplicaManager and Partition metrics. A
+// partition's leader reports its ISR and followers; every broker hosting
+// a replica reports its offsets:
+//
+//	kqbroker_partition_high_watermark{topic,partition}     offset below which consumers read
+//	kqbroker_partition_in_sync_replicas{topic,partition}   leader only: ISR size
+//	kqbroker_partition_replicas{topic,partition}           leader only: replicas
+//	kqbroker_leader_partitions                             partitions this broker leads (LeaderCount)
+//	kqbroker_under_replicated_partitions                   led partitions with ISR < replicas (UnderReplicatedPartitions)
+//	kqbroker_under_min_isr_partitions                      led partitions with ISR < min.insync.replicas (UnderMinIsrPartitionCount)
+//	kqbroker_offline_partitions                            partitions with no leader (OfflinePartitionsCount)
+//	kqbroker_isr_shrinks_total{topic,partition}            followers the leader took out of the ISR (IsrShrinksPerSec)
+//	kqbroker_isr_expands_total{topic,partition}            followers the leader put back (IsrExpandsPerSec)
+//	kqbroker_replica_lag_records{topic,partition,replica}  leader only: its log end - the follower's fetch offset
+//	kqbroker_replica_lag_seconds{topic,partition,replica}  leader only: time since the follower was last at the log end
+//	kqbroker_brokers{state}                                registered brokers, active or fenced
+//
+// Kafka's OfflinePartitionsCount is the active controller's alone; here
+// every broker counts the partitions without a leader in its own copy of
+// the metadata (they all apply the same log), so a dashboard shows the
+// count even while the quorum elects a controller: take max() over
+// brokers, never sum(). The ISR counters count what the leader proposed
+// and the quorum committed; a broker the controller fences leaves every
+// ISR without the leader's proposal, as in Kafka, and is seen in
+// kqbroker_under_replicated_partitions instead. They are per partition so
+// that a partition leaving this broker takes its series with it instead
+// of making a broker-wide counter go down; sum() them for Kafka's view.
+//
+// The metadata quorum, as this broker sees it:
+//
+//	kqbroker_quorum_leader                   node id of the quorum leader (the active controller), -1 during an election
+//	kqbroker_active_controller               1 on the quorum leader (ActiveControllerCount); sums to 1
+//	kqbroker_quorum_term                     raft term: grows with each election
+//	kqbroker_quorum_commit_index             last metadata log index known committed
+//	kqbroker_quorum_applied_index            last metadata log index applied here
+//	kqbroker_quorum_commit_latency_seconds   histogram: metadata changes this broker proposed, proposal to applied here
 package metrics
 
 import (
@@ -87,7 +125,7 @@ func New(cl *cluster.Cluster) *Metrics {
 	}
 	m.registry.MustRegister(m.requests, m.durations, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.connections, m.accepted, m.refused, m.requestMem,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&clusterCollector{cluster: cl})
+		&clusterCollector{cluster: cl}, &replicationCollector{cluster: cl})
 	return m
 }
 

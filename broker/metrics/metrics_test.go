@@ -134,6 +134,15 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 		"kqbroker_partition_replicas{partition=0,topic=orders}":         1,
 		"kqbroker_leader_partitions{}":                                  2,
 		"kqbroker_under_replicated_partitions{}":                        0,
+		"kqbroker_under_min_isr_partitions{}":                           0,
+		"kqbroker_offline_partitions{}":                                 0,
+		"kqbroker_isr_shrinks_total{partition=0,topic=orders}":          0,
+		"kqbroker_isr_expands_total{partition=1,topic=orders}":          0,
+		"kqbroker_brokers{state=active}":                                1,
+		"kqbroker_brokers{state=fenced}":                                0,
+		// A broker alone is a quorum of one voter: it leads it.
+		"kqbroker_quorum_leader{}":     1,
+		"kqbroker_active_controller{}": 1,
 	} {
 		if s[key] != want {
 			t.Errorf("%s = %v, want %v", key, s[key], want)
@@ -156,7 +165,12 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 		"kqbroker_requests_total{api=Produce,version=11}":                 10,
 		"kqbroker_request_duration_seconds{api=Produce,version=11}_count": 10,
 		"kqbroker_requests_total{api=JoinGroup,version=9}":                1,
-		"go_goroutines{}": 1,
+		"go_goroutines{}":                 1,
+		"kqbroker_quorum_term{}":          1,
+		"kqbroker_quorum_applied_index{}": 2, // the cluster's first record and the topic
+		"kqbroker_quorum_commit_index{}":  2,
+		// The topic and the producer id block at least were proposed here.
+		"kqbroker_quorum_commit_latency_seconds{}_count": 2,
 	} {
 		if s[key] < atLeast {
 			t.Errorf("%s = %v, want at least %v", key, s[key], atLeast)

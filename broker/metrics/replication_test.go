@@ -1,0 +1,136 @@
+package metrics_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/broker/config"
+	"github.com/kqstack/kqstack/broker/metrics"
+)
+
+// waitScrape scrapes m until every series in want has its value.
+func waitScrape(t *testing.T, ctx context.Context, m *metrics.Metrics, what string, want map[string]float64) map[string]float64 {
+	t.Helper()
+	for {
+		s := scrape(t, m)
+		missing := ""
+		for key, value := range want {
+			if got, ok := s[key]; !ok || got != value {
+				missing = key
+				break
+			}
+		}
+		if missing == "" {
+			return s
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %s = %v, want %v", what, missing, s[missing], want[missing])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReplicationMetricsInACluster: three brokers, a partition with
+// three replicas led by broker 1. The leader reports its followers' lag;
+// with a follower stopped the partition is under-replicated, the
+// follower's lag in time grows and it is counted fenced; started again,
+// it catches up and the leader counts it back in the ISR. Every broker
+// knows the quorum's leader and term.
+func TestReplicationMetricsInACluster(t *testing.T) {
+	brokers := brokertest.StartCluster(t, 3, func(c *config.Config) {
+		c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 200, 1500
+	})
+	m := make([]*metrics.Metrics, len(brokers))
+	for i, b := range brokers {
+		m[i] = metrics.New(b.Cluster)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers[0].Addr), kgo.DefaultProduceTopic("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	topic := kmsg.NewCreateTopicsRequestTopic()
+	topic.Topic, topic.NumPartitions, topic.ReplicationFactor = "orders", -1, -1
+	assignment := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	assignment.Replicas = []int32{1, 2, 3} // led by broker 1
+	topic.ReplicaAssignment = append(topic.ReplicaAssignment, assignment)
+	create.Topics = append(create.Topics, topic)
+	resp, err := create.RequestWith(ctx, client)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// acks=all answered: both followers fetched to the log end.
+	waitScrape(t, ctx, m[0], "the leader with its followers caught up", map[string]float64{
+		"kqbroker_partition_in_sync_replicas{partition=0,topic=orders}":    3,
+		"kqbroker_replica_lag_records{partition=0,replica=2,topic=orders}": 0,
+		"kqbroker_replica_lag_records{partition=0,replica=3,topic=orders}": 0,
+		"kqbroker_replica_lag_seconds{partition=0,replica=2,topic=orders}": 0,
+		"kqbroker_under_replicated_partitions{}":                           0,
+		"kqbroker_leader_partitions{}":                                     1,
+		"kqbroker_brokers{state=active}":                                   3,
+		"kqbroker_offline_partitions{}":                                    0,
+	})
+	var term, leaders float64
+	for i := range m {
+		s := scrape(t, m[i])
+		if _, ok := s["kqbroker_replica_lag_records{partition=0,replica=1,topic=orders}"]; ok {
+			t.Errorf("broker %d, a follower, reports lag", i+1)
+		}
+		if s["kqbroker_quorum_leader{}"] < 1 || (term != 0 && s["kqbroker_quorum_term{}"] != term) {
+			t.Errorf("broker %d: quorum leader %v, term %v (another broker said term %v)", i+1, s["kqbroker_quorum_leader{}"], s["kqbroker_quorum_term{}"], term)
+		}
+		term = s["kqbroker_quorum_term{}"]
+		leaders += s["kqbroker_active_controller{}"]
+	}
+	if leaders != 1 {
+		t.Errorf("%v brokers say they are the active controller, want 1", leaders)
+	}
+
+	// Broker 3 stops: out of the ISR (the controller's change, not the
+	// leader's), fenced, and further and further behind.
+	brokers[2].Stop(t)
+	for i := range 3 {
+		if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := waitScrape(t, ctx, m[0], "the leader with broker 3 stopped", map[string]float64{
+		"kqbroker_partition_in_sync_replicas{partition=0,topic=orders}":    2,
+		"kqbroker_under_replicated_partitions{}":                           1,
+		"kqbroker_replica_lag_records{partition=0,replica=3,topic=orders}": 3,
+		"kqbroker_brokers{state=fenced}":                                   1,
+		"kqbroker_isr_expands_total{partition=0,topic=orders}":             0,
+	})["kqbroker_replica_lag_seconds{partition=0,replica=3,topic=orders}"]
+	time.Sleep(100 * time.Millisecond)
+	if after := scrape(t, m[0])["kqbroker_replica_lag_seconds{partition=0,replica=3,topic=orders}"]; after <= before || before <= 0 {
+		t.Errorf("the stopped follower's lag in time went from %v to %v, want it growing", before, after)
+	}
+
+	// Started again, it catches up and the leader puts it back.
+	brokers[2].StartAgain(t)
+	waitScrape(t, ctx, m[0], "the leader with broker 3 back", map[string]float64{
+		"kqbroker_partition_in_sync_replicas{partition=0,topic=orders}":    3,
+		"kqbroker_under_replicated_partitions{}":                           0,
+		"kqbroker_isr_expands_total{partition=0,topic=orders}":             1,
+		"kqbroker_isr_shrinks_total{partition=0,topic=orders}":             0,
+		"kqbroker_replica_lag_records{partition=0,replica=3,topic=orders}": 0,
+		"kqbroker_brokers{state=active}":                                   3,
+	})
+}
