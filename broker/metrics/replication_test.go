@@ -2,9 +2,15 @@ package metrics_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -133,4 +139,37 @@ func TestReplicationMetricsInACluster(t *testing.T) {
 		"kqbroker_replica_lag_records{partition=0,replica=3,topic=orders}": 0,
 		"kqbroker_brokers{state=active}":                                   3,
 	})
+}
+
+// replicatedFamilies names the metric families three brokers export
+// together once a partition with three replicas took a record.
+func replicatedFamilies(t *testing.T) map[string]bool {
+	t.Helper()
+	brokers := brokertest.StartCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers[0].Addr), kgo.DefaultProduceTopic("replicated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := kadm.NewClient(client).CreateTopic(ctx, 1, 3, nil, "replicated"); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	families := map[string]bool{}
+	for _, b := range brokers {
+		rec := httptest.NewRecorder()
+		metrics.New(b.Cluster).Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		parsed, err := new(expfmt.TextParser).TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range parsed {
+			families[name] = true
+		}
+	}
+	return families
 }
