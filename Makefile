@@ -14,6 +14,13 @@ BENCHTIME ?= 1s
 run: build
 	./deploy/run-local.sh
 
+# The same stack on three local kqbrokers, one metadata quorum: clients on
+# 127.0.0.1:9092-9094, topics with three replicas, the services listing all
+# three; data in ./data/cluster. Kill a broker and run bin/demo again.
+.PHONY: run-cluster
+run-cluster: build
+	CLUSTER=1 ./deploy/run-local.sh
+
 # Only the broker, on 127.0.0.1:9092.
 run-broker: bin/kqbroker
 	./bin/kqbroker -config deploy/kqbroker.yaml

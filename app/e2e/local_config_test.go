@@ -20,7 +20,9 @@ type listener struct {
 
 // TestLocalStackListensOnLoopbackAndSaysWhere: every port `make run` opens
 // (the services' etc/*.yaml, kqbroker's deploy/kqbroker.yaml, the Redis
-// of run-local.sh) is bound to 127.0.0.1 and listed in the README.
+// of run-local.sh) and every address of the three brokers of `make
+// run-cluster` (run-local.sh with CLUSTER=1) is bound to 127.0.0.1 and
+// listed in the README.
 func TestLocalStackListensOnLoopbackAndSaysWhere(t *testing.T) {
 	root := filepath.Join("..", "..")
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
@@ -92,5 +94,15 @@ func TestLocalStackListensOnLoopbackAndSaysWhere(t *testing.T) {
 	}
 	if port, _ := strconv.Atoi(string(redis[1])); string(redis[2]) != "127.0.0.1" || !listed(port) {
 		t.Errorf("redis-server on %s:%s: want 127.0.0.1 and the port in the README", redis[2], redis[1])
+	}
+	// make run-cluster: the brokers' client, quorum and admin addresses
+	addresses := regexp.MustCompile(`\b(\d+\.\d+\.\d+\.\d+):(\d+)\b`).FindAllSubmatch(script, -1)
+	if len(addresses) < 9 {
+		t.Errorf("run-local.sh names %d host:port addresses, want at least the nine of the cluster's three brokers", len(addresses))
+	}
+	for _, m := range addresses {
+		if port, _ := strconv.Atoi(string(m[2])); string(m[1]) != "127.0.0.1" || !listed(port) {
+			t.Errorf("run-local.sh: %s: want 127.0.0.1 and the port in the README", m[0])
+		}
 	}
 }
