@@ -86,10 +86,17 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 
 // lag is the high watermark (the end consumers can read to, what
 // ListOffsets answers kafka-consumer-groups.sh) minus the committed
-// offset; unknown for a deleted partition.
+// offset, read from this broker's replica of the partition: the leader's
+// HW, or a follower's, which trails it by at most a fetch. Unknown for a
+// deleted partition and for one this broker (the group's coordinator)
+// holds no replica of.
 func (c *clusterCollector) lag(tp group.TopicPartition, committed group.Offset) (int64, bool) {
-	p, err := c.cluster.Partition(tp.Topic, tp.Partition)
-	if err != nil || committed.Offset < 0 {
+	t, ok := c.cluster.Topic(tp.Topic)
+	if !ok || tp.Partition < 0 || int(tp.Partition) >= len(t.Partitions) || committed.Offset < 0 {
+		return 0, false
+	}
+	p := t.Partitions[tp.Partition]
+	if p.Log == nil {
 		return 0, false
 	}
 	return max(p.Log.HighWatermark()-committed.Offset, 0), true

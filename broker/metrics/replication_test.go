@@ -44,7 +44,8 @@ func waitScrape(t *testing.T, ctx context.Context, m *metrics.Metrics, what stri
 
 // TestReplicationMetricsInACluster: three brokers, a partition with
 // three replicas led by broker 1. The leader reports its followers' lag;
-// with a follower stopped the partition is under-replicated, the
+// the group coordinator reports lag for a partition another broker
+// leads; with a follower stopped the partition is under-replicated, the
 // follower's lag in time grows and it is counted fenced; started again,
 // it catches up and the leader counts it back in the ISR. Every broker
 // knows the quorum's leader and term.
@@ -63,20 +64,7 @@ func TestReplicationMetricsInACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	create := kmsg.NewPtrCreateTopicsRequest()
-	topic := kmsg.NewCreateTopicsRequestTopic()
-	topic.Topic, topic.NumPartitions, topic.ReplicationFactor = "orders", -1, -1
-	assignment := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-	assignment.Replicas = []int32{1, 2, 3} // led by broker 1
-	topic.ReplicaAssignment = append(topic.ReplicaAssignment, assignment)
-	create.Topics = append(create.Topics, topic)
-	resp, err := create.RequestWith(ctx, client)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	createOnePartition(t, ctx, client, "orders", 1, 2, 3) // led by broker 1
 	for i := range 5 {
 		if err := client.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -108,6 +96,24 @@ func TestReplicationMetricsInACluster(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("%v brokers say they are the active controller, want 1", leaders)
 	}
+
+	// Broker 1, the lowest id, coordinates the groups: it reports the lag
+	// of a partition broker 2 leads from its own replica's HW.
+	createOnePartition(t, ctx, client, "payments", 2, 3, 1)
+	for range 4 {
+		if err := client.ProduceSync(ctx, &kgo.Record{Topic: "payments", Value: []byte("p")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var commit kadm.Offsets
+	commit.Add(kadm.Offset{Topic: "payments", Partition: 0, At: 1, LeaderEpoch: -1})
+	if err := kadm.NewClient(client).CommitAllOffsets(ctx, "billing", commit); err != nil {
+		t.Fatal(err)
+	}
+	waitScrape(t, ctx, m[0], "the coordinator's lag of a partition it follows", map[string]float64{
+		"kqbroker_group_committed_offset{group=billing,partition=0,topic=payments}": 1,
+		"kqbroker_group_lag{group=billing,partition=0,topic=payments}":              3,
+	})
 
 	// Broker 3 stops: out of the ISR (the controller's change, not the
 	// leader's), fenced, and further and further behind.
@@ -172,4 +178,24 @@ func replicatedFamilies(t *testing.T) map[string]bool {
 		}
 	}
 	return families
+}
+
+// createOnePartition creates a topic of one partition on the replicas
+// given, the first its leader.
+func createOnePartition(t *testing.T, ctx context.Context, client *kgo.Client, name string, replicas ...int32) {
+	t.Helper()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	topic := kmsg.NewCreateTopicsRequestTopic()
+	topic.Topic, topic.NumPartitions, topic.ReplicationFactor = name, -1, -1
+	assignment := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	assignment.Replicas = replicas
+	topic.ReplicaAssignment = append(topic.ReplicaAssignment, assignment)
+	create.Topics = append(create.Topics, topic)
+	resp, err := create.RequestWith(ctx, client)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("creating %s on %v: %v", name, replicas, err)
+	}
 }
