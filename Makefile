@@ -6,7 +6,7 @@ TEST_FLAGS ?= -count=1 -timeout 15m
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: run run-broker build test test-race bench bench-go fuzz fmt lint vet tools screenshots chaos
+.PHONY: run run-broker build test test-cluster test-race bench bench-go fuzz fmt lint vet tools screenshots chaos
 
 # The local stack on embedded defaults: kqbroker, payment-api, order-api and
 # order-mq, data in ./data (ignored by git); a demo walk-through, then it runs
@@ -42,6 +42,15 @@ test: lint
 	@command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || echo "note: MariaDB is not installed, so the MySQL-protocol end-to-end test will skip; apt-get install mariadb-server (.ci/run does)"
 	@command -v chromium >/dev/null 2>&1 || echo "note: chromium is not installed, so the web console's browser test will skip; apt-get install chromium (.ci/run does)"
 	$(GO) test $(TEST_FLAGS) $(PKGS)
+	$(MAKE) --no-print-directory test-cluster
+
+# The suites written against one broker (brokertest.Start), again on a
+# cluster of three with replicated topics (KQ_TEST_BROKERS=3): clients
+# bootstrap from broker 1 and find the others; the few tests about one
+# broker's data directory skip there, saying so.
+CLUSTER_PKGS = ./broker/server/ ./broker/console/ ./broker/cmd/kqctl/ ./common/... ./app/...
+test-cluster:
+	KQ_TEST_BROKERS=3 $(GO) test $(TEST_FLAGS) $(CLUSTER_PKGS)
 
 # Refreshes the web console's screenshots in doc/console/ (tests save theirs
 # in a temporary directory). Needs chromium.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +27,11 @@ type Broker struct {
 	Addr    string
 	Config  config.Config
 	Cluster *cluster.Cluster
-	server  *server.Server
-	done    chan error
+	// Peers are the other brokers of the cluster Start started when
+	// KQ_TEST_BROKERS is above 1.
+	Peers  []*Broker
+	server *server.Server
+	done   chan error
 	// controller is the pre-opened controller listener of a cluster
 	// member's first start; later starts listen on Config.ControllerListen.
 	controller net.Listener
@@ -44,8 +48,18 @@ func Logger() *slog.Logger {
 // Start starts a broker with the defaults for tests (1 partition per new
 // topic, no initial rebalance delay), changed by configure, and stops it
 // when the test ends.
+//
+// With KQ_TEST_BROKERS=n (n > 1) it starts a cluster of n brokers instead
+// (StartCluster, so topics get min(3, n) replicas) and returns the first:
+// a test written for one broker then runs against a cluster through the
+// same bootstrap address. Peers are the others.
 func Start(t testing.TB, configure func(*config.Config)) *Broker {
 	t.Helper()
+	if n := ClusterSize(); n > 1 {
+		brokers := StartCluster(t, n, configure)
+		brokers[0].Peers = brokers[1:]
+		return brokers[0]
+	}
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
@@ -58,6 +72,27 @@ func Start(t testing.TB, configure func(*config.Config)) *Broker {
 	b.start(t)
 	t.Cleanup(func() { b.Stop(t) })
 	return b
+}
+
+// ClusterSize is KQ_TEST_BROKERS: how many brokers Start starts (1 when
+// unset).
+func ClusterSize() int {
+	n, err := strconv.Atoi(os.Getenv("KQ_TEST_BROKERS"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// SingleBroker skips a test that is about one broker by nature (its data
+// directory, its process) when Start runs clusters; why says what the
+// test checks that a cluster cannot. The same test runs in the
+// single-broker suite.
+func SingleBroker(t testing.TB, why string) {
+	t.Helper()
+	if ClusterSize() > 1 {
+		t.Skipf("KQ_TEST_BROKERS=%d: %s; the single-broker run covers it", ClusterSize(), why)
+	}
 }
 
 func (b *Broker) start(t testing.TB) {
@@ -197,4 +232,53 @@ func JoinCluster(t testing.TB, brokers []*Broker, configure func(*config.Config)
 	b.start(t)
 	t.Cleanup(func() { b.Stop(t) })
 	return b
+}
+
+// Sync waits until every running broker of b's cluster has applied the
+// metadata the quorum committed, as a Kafka test waits for a new topic to reach every
+// broker: a change answered by one broker reaches the others a moment
+// later. With one broker it returns at once.
+func (b *Broker) Sync(t testing.TB) {
+	t.Helper()
+	all := append([]*Broker{b}, b.Peers...)
+	var index uint64 // the quorum leader's is the highest
+	for _, peer := range all {
+		if peer.server != nil {
+			index = max(index, peer.Cluster.QuorumStats().CommitIndex)
+		}
+	}
+	for _, peer := range all {
+		deadline := time.Now().Add(10 * time.Second)
+		for peer.server != nil && peer.Cluster.QuorumStats().AppliedIndex < index {
+			if time.Now().After(deadline) {
+				t.Fatalf("broker %d did not apply metadata index %d within 10 s", peer.Config.NodeID, index)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// StopAll stops b and its peers: the whole cluster goes away, as one
+// broker does without KQ_TEST_BROKERS.
+func (b *Broker) StopAll(t testing.TB) {
+	t.Helper()
+	for _, peer := range append([]*Broker{b}, b.Peers...) {
+		peer.Stop(t)
+	}
+}
+
+// StartAllAgain starts b and its peers again on their ports and data
+// directories, together: each waits for a majority of the quorum.
+func (b *Broker) StartAllAgain(t testing.TB) {
+	t.Helper()
+	all := append([]*Broker{b}, b.Peers...)
+	errs := make(chan error, len(all))
+	for _, peer := range all {
+		go func() { errs <- peer.startE() }()
+	}
+	for range all {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

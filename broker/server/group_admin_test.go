@@ -132,6 +132,7 @@ func TestDeletedTopicTakesItsCommittedOffsets(t *testing.T) {
 	if _, err := admin.CreateTopic(ctx, 1, 1, nil, "other"); err != nil {
 		t.Fatal(err)
 	}
+	b.Sync(t)
 	if resp, err := admin.CommitOffsets(ctx, groupID, offsets); err != nil || resp.Error() != nil {
 		t.Fatalf("commit: %v %v", err, resp.Error())
 	}
@@ -141,6 +142,7 @@ func TestDeletedTopicTakesItsCommittedOffsets(t *testing.T) {
 	if _, err := admin.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
+	b.Sync(t)
 	check := func(when string) {
 		fetched, err := admin.FetchOffsets(ctx, groupID)
 		if err != nil {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -39,7 +40,9 @@ func TestKcat(t *testing.T) {
 		t.Fatalf("consumed %q, want %q", out, want)
 	}
 	meta := kcat(t, "", "-b", b.Addr, "-L")
-	if !strings.Contains(meta, `topic "kcat-topic" with 1 partitions`) || !strings.Contains(meta, "leader 1") {
+	topic, _ := b.Cluster.Topic("kcat-topic")
+	leader := fmt.Sprintf("leader %d,", topic.Partitions[0].State().Leader)
+	if !strings.Contains(meta, `topic "kcat-topic" with 1 partitions`) || !strings.Contains(meta, leader) {
 		t.Fatalf("metadata listing:\n%s", meta)
 	}
 	// -Q: offsets by time.

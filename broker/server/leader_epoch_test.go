@@ -77,7 +77,7 @@ func TestLeaderEpochsOnTheWire(t *testing.T) {
 	fp.CurrentLeaderEpoch, fp.FetchOffset, fp.PartitionMaxBytes = 7, 0, 1<<20
 	ft.Partitions = append(ft.Partitions, fp)
 	fetch.Topics = append(fetch.Topics, ft)
-	fetched, err := fetch.RequestWith(ctx, client)
+	fetched, err := fetch.RequestWith(ctx, leaderOf(t, b, client, "epochs", 0))
 	if err != nil || fetched.Topics[0].Partitions[0].ErrorCode != kerr.UnknownLeaderEpoch.Code {
 		t.Fatalf("fetch with a current epoch ahead of the broker: %v %+v, want UNKNOWN_LEADER_EPOCH", err, fetched)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kqstack/kqstack/broker/brokertest"
 )
 
 // TestLegacyDataDirIsTakenOver: a data directory of the kqbroker before the
@@ -18,6 +20,7 @@ import (
 // configs, the records and a group's committed offsets are there, producer
 // ids are never reused, and an idempotent producer goes on.
 func TestLegacyDataDirIsTakenOver(t *testing.T) {
+	brokertest.SingleBroker(t, "it rewrites one broker's data directory into the layout of a single-node version")
 	b := groupBroker(t)
 	ctx := testContext(t)
 	admin := kadm.NewClient(newClient(t, b.Addr))

@@ -37,6 +37,7 @@ func TestProtocolDetails(t *testing.T) {
 			}
 		}
 	}
+	leader := leaderOf(t, b, client, "details", 0)
 	fetch := func(version int16, offset int64, maxWait int32) *kmsg.FetchResponseTopicPartition {
 		req := kmsg.NewPtrFetchRequest()
 		req.Version, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = version, maxWait, 1, 1<<20
@@ -46,7 +47,7 @@ func TestProtocolDetails(t *testing.T) {
 		rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, client)
+		resp, err := req.RequestWith(ctx, leader)
 		if err != nil {
 			t.Fatal(err)
 		}

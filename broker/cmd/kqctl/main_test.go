@@ -229,7 +229,7 @@ func TestProduceConsumeAndGroups(t *testing.T) {
 		} `json:"brokers"`
 		Topics int `json:"topics"`
 	}
-	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.ClusterID == "" || len(info.Brokers) != 1 || info.Topics != 2 {
+	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.ClusterID == "" || len(info.Brokers) != brokertest.ClusterSize() || info.Topics != 2 {
 		t.Fatalf("cluster describe: %d %v %q", code, err, out)
 	}
 }
