@@ -23,11 +23,14 @@ import (
 //	request   | 'F' | length u32 | entry (metadata.EncodeBatch) |
 //	answer    | status u8 | index u64 | length u32 | message |
 //
-// status: forwardOK (index: the entry's raft index), forwardRefused (the
-// image refused the batch; message: why), forwardTopicExists (message: the
-// name), forwardNotLeader, forwardFailed (message: raft's error),
-// forwardStale (a partition change decided on another state; message: its
-// code byte, then why).
+// status: forwardOK, forwardRefused (the image refused the batch; message:
+// why), forwardTopicExists (message: the name), forwardNotLeader,
+// forwardFailed (message: raft's error), forwardStale (a partition change
+// decided on another state; message: its code byte, then why). index is
+// the entry's raft index when it was committed, refused ones included (the
+// image refuses them as it applies them): the proposer waits until it has
+// applied that far before answering either way, so it reads the state the
+// decision was made on; 0 otherwise.
 const forwardMagic = 'F'
 
 // heartbeatMagic opens a broker's heartbeat to the leader:
@@ -72,7 +75,8 @@ func (q *Quorum) dialLeader(ctx context.Context, purpose string) (net.Conn, raft
 	return conn, address, nil
 }
 
-// forward sends an entry to the leader and returns its raft index.
+// forward sends an entry to the leader and returns its raft index, also
+// with the image's refusal.
 func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
 	conn, address, err := q.dialLeader(ctx, "forwarding")
 	if err != nil {
@@ -99,14 +103,14 @@ func (q *Quorum) forward(ctx context.Context, data []byte) (uint64, error) {
 	case forwardOK:
 		return index, nil
 	case forwardRefused:
-		return 0, errors.New(string(message))
+		return index, errors.New(string(message))
 	case forwardTopicExists:
-		return 0, &metadata.TopicExistsError{Name: string(message)}
+		return index, &metadata.TopicExistsError{Name: string(message)}
 	case forwardStale:
 		if len(message) == 0 {
-			return 0, &metadata.StaleChangeError{Reason: "refused by the leader"}
+			return index, &metadata.StaleChangeError{Reason: "refused by the leader"}
 		}
-		return 0, &metadata.StaleChangeError{Code: metadata.StaleCode(message[0]), Reason: string(message[1:])}
+		return index, &metadata.StaleChangeError{Code: metadata.StaleCode(message[0]), Reason: string(message[1:])}
 	case forwardNotLeader:
 		return 0, fmt.Errorf("%w: %s moved on", ErrNotLeader, address)
 	}
@@ -190,9 +194,9 @@ func (q *Quorum) serveForward(conn net.Conn) {
 		case err != nil:
 			status, message = forwardFailed, err.Error()
 		default:
+			index = future.Index()
 			switch result := future.Response().(type) {
 			case *metadata.Image:
-				index = future.Index()
 			case error:
 				var stale *metadata.StaleChangeError
 				switch {

@@ -255,8 +255,9 @@ func (q *Quorum) WaitReady(ctx context.Context) error {
 
 // Propose appends records as one entry and returns the image once this
 // member has applied it. On a member that does not lead, the entry is
-// forwarded to the leader. A batch the image refuses
-// returns the image's error (for example *metadata.TopicExistsError).
+// forwarded to the leader. A batch the image refuses returns the image's
+// error (for example *metadata.TopicExistsError), also once this member
+// has applied it.
 func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*metadata.Image, error) {
 	start := time.Now()
 	data, err := metadata.EncodeBatch(records)
@@ -279,10 +280,13 @@ func (q *Quorum) Propose(ctx context.Context, records ...metadata.Record) (*meta
 			}
 			index, err = q.forward(ctx, data)
 		}
-		if err != nil {
-			return nil, err
+		if index > 0 {
+			// A refusal too: a caller told "the topic exists" finds it.
+			if err := q.waitApplied(ctx, index); err != nil {
+				return nil, err
+			}
 		}
-		if err := q.waitApplied(ctx, index); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		q.commits.observe(time.Since(start))

@@ -16,6 +16,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -83,13 +84,17 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 }
 
 // createIfMissing auto-creates a topic with the broker defaults; a topic
-// created meanwhile by someone else is fine.
+// created meanwhile by someone else is fine. One the quorum has but this
+// broker has not applied yet (created through another broker a moment
+// ago) is LEADER_NOT_AVAILABLE, as Kafka answers for a topic being
+// created: clients ask again, never see TOPIC_ALREADY_EXISTS.
 func createIfMissing(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 	t, err := cl.CreateTopic(name, cluster.Placement{Partitions: -1, ReplicationFactor: -1}, nil, false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		if existing, ok := cl.Topic(name); ok {
 			return existing, nil
 		}
+		return nil, fmt.Errorf("%w: topic %q is being created", kerr.LeaderNotAvailable, name)
 	}
 	return t, err
 }
