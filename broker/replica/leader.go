@@ -77,10 +77,11 @@ func (r *Replica) WaitReplicated(offset int64, epoch int32, deadline time.Time) 
 }
 
 // FollowerFetched records a follower's fetch from fetchOffset, its log
-// end, and returns the HW to answer with and whether that HW is news to
-// the follower (a long poll should not wait then: the follower needs it
-// to serve its own reads after a failover).
-func (r *Replica) FollowerFetched(id int32, fetchOffset int64) (hw int64, news bool, err error) {
+// end, with logStart its log start, and returns the HW to answer with and
+// whether that HW or the leader's log start is news to the follower (a
+// long poll should not wait then: the follower needs the HW to serve its
+// own reads after a failover, the log start to finish a DeleteRecords).
+func (r *Replica) FollowerFetched(id int32, fetchOffset, logStart int64) (hw int64, news bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.checkLeaderLocked(-1); err != nil {
@@ -103,9 +104,14 @@ func (r *Replica) FollowerFetched(id int32, fetchOffset int64) (hw int64, news b
 	f.logEnd, f.lastFetch, f.lastFetchLeaderEnd = fetchOffset, now, leaderEnd
 	r.maybeJoinISRLocked(id, f, now)
 	r.maybeAdvanceHWLocked()
+	if logStart > f.logStart {
+		f.logStart = logStart
+		r.notifyLocked() // a DeleteRecords may be waiting for it
+	}
 	hw = r.log.HighWatermark()
-	news = hw != f.sentHW
-	f.sentHW = hw
+	leaderStart := r.log.LogStartOffset()
+	news = hw != f.sentHW || leaderStart != f.sentLogStart
+	f.sentHW, f.sentLogStart = hw, leaderStart
 	return hw, news, nil
 }
 

@@ -97,6 +97,10 @@ type follower struct {
 	lastCaughtUp       time.Time
 	// sentHW is the HW its last answer carried.
 	sentHW int64
+	// logStart is the log start its fetches report (-1 until it fetched at
+	// this epoch), sentLogStart the leader's its last answer carried:
+	// DeleteRecords waits for the followers' (delete_records.go).
+	logStart, sentLogStart int64
 }
 
 // New returns the replica of a partition whose log this broker holds.
@@ -192,7 +196,7 @@ func (r *Replica) syncFollowersLocked() {
 		if id == r.opts.Self || r.followers[id] != nil {
 			continue
 		}
-		r.followers[id] = &follower{logEnd: -1, lastFetchLeaderEnd: -1, lastCaughtUp: now, sentHW: -1}
+		r.followers[id] = &follower{logEnd: -1, lastFetchLeaderEnd: -1, lastCaughtUp: now, sentHW: -1, logStart: -1, sentLogStart: -1}
 	}
 	for id := range r.followers {
 		if !slices.Contains(r.state.Replicas, id) {

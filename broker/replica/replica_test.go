@@ -63,7 +63,7 @@ func (h *harness) append(t *testing.T, n int) (storage.AppendResult, int32) {
 
 func (h *harness) fetched(t *testing.T, id int32, offset int64) int64 {
 	t.Helper()
-	hw, _, err := h.FollowerFetched(id, offset)
+	hw, _, err := h.FollowerFetched(id, offset, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestFollowerTruncatesWhereTheLogsDiverged(t *testing.T) {
 		} else {
 			answer.RecordBatches, _ = leader.Log().AppendReadUpTo(nil, pos.FetchOffset, 1<<20, leader.Log().LogEndOffset())
 		}
-		hw, _, err := leader.FollowerFetched(1, pos.FetchOffset)
+		hw, _, err := leader.FollowerFetched(1, pos.FetchOffset, pos.LogStartOffset)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -171,7 +171,7 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 					failed = true
 				case r.ReplicaID >= 0 && rp.FetchOffset >= log.LogStartOffset() && rp.FetchOffset <= log.LogEndOffset():
 					var news bool
-					if hw, news, err = p.Replica.FollowerFetched(r.ReplicaID, rp.FetchOffset); news {
+					if hw, news, err = p.Replica.FollowerFetched(r.ReplicaID, rp.FetchOffset, rp.LogStartOffset); news {
 						failed = true // answer now: the follower needs the new high watermark
 					}
 					upTo = log.LogEndOffset()
