@@ -39,7 +39,7 @@ func handleOffsetCommit(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	err := c.server.notCoordinator()
 	var finish func() error
 	if err == nil {
-		finish, err = c.server.cluster.Groups().CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits)
+		finish, err = c.server.groups.CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits)
 	}
 	setCode := func(code int16) {
 		for ti := range resp.Topics {

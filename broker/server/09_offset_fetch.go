@@ -31,7 +31,7 @@ type fetchedPartition struct {
 // fetchGroupOffsets answers one group: the asked partitions, or (topics nil)
 // every partition with a committed offset, by topic.
 func fetchGroupOffsets(c *conn, groupID string, topics map[string][]int32, all bool) ([]string, map[string][]fetchedPartition) {
-	coordinator := c.server.cluster.Groups()
+	coordinator := c.server.groups
 	answered := make(map[string][]fetchedPartition)
 	if all {
 		for tp, o := range coordinator.GroupOffsets(groupID) {

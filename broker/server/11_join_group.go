@@ -46,7 +46,7 @@ func handleJoinGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	}
 	var result group.JoinResult
 	select {
-	case result = <-c.server.cluster.Groups().Join(join):
+	case result = <-c.server.groups.Join(join):
 	case <-c.server.stopping:
 		result = group.JoinResult{Err: kerr.CoordinatorNotAvailable, MemberID: r.MemberID, Generation: -1}
 	}

@@ -18,6 +18,6 @@ func handleHeartbeat(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		resp.ErrorCode = errorCode(err)
 		return resp, nil
 	}
-	resp.ErrorCode = errorCode(c.server.cluster.Groups().Heartbeat(r.Group, r.MemberID, r.InstanceID, r.Generation))
+	resp.ErrorCode = errorCode(c.server.groups.Heartbeat(r.Group, r.MemberID, r.InstanceID, r.Generation))
 	return resp, nil
 }

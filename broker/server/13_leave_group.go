@@ -28,7 +28,7 @@ func handleLeaveGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			leaving = append(leaving, group.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID})
 		}
 	}
-	results, err := c.server.cluster.Groups().Leave(r.Group, leaving)
+	results, err := c.server.groups.Leave(r.Group, leaving)
 	if err != nil {
 		resp.ErrorCode = errorCode(err)
 		return resp, nil

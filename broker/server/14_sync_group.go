@@ -33,7 +33,7 @@ func handleSyncGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	}
 	var result group.SyncResult
 	select {
-	case result = <-c.server.cluster.Groups().Sync(sync):
+	case result = <-c.server.groups.Sync(sync):
 	case <-c.server.stopping:
 		result = group.SyncResult{Err: kerr.CoordinatorNotAvailable}
 	}

@@ -22,7 +22,7 @@ func handleDescribeGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}
-		d, _ := c.server.cluster.Groups().Describe(name)
+		d, _ := c.server.groups.Describe(name)
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group, g.State, g.ProtocolType, g.Protocol = d.Group, string(d.State), d.ProtocolType, d.Protocol
 		for _, m := range d.Members {

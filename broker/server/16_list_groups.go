@@ -23,7 +23,7 @@ func handleListGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	if c.server.notCoordinator() != nil {
 		return resp, nil // another broker coordinates the groups: none here
 	}
-	for _, listed := range c.server.cluster.Groups().List(r.StatesFilter) {
+	for _, listed := range c.server.groups.List(r.StatesFilter) {
 		g := kmsg.NewListGroupsResponseGroup()
 		g.Group, g.ProtocolType, g.GroupState, g.GroupType = listed.Group, listed.ProtocolType, string(listed.State), "classic"
 		resp.Groups = append(resp.Groups, g)

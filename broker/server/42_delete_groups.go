@@ -17,7 +17,7 @@ func handleDeleteGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		g.Group = name
 		err := c.server.notCoordinator()
 		if err == nil {
-			err = c.server.cluster.Groups().Delete(name)
+			err = c.server.groups.Delete(name)
 		}
 		g.ErrorCode = errorCode(err)
 		resp.Groups = append(resp.Groups, g)

@@ -23,7 +23,7 @@ func handleOffsetDelete(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	}
 	err := c.server.notCoordinator()
 	if err == nil {
-		err = c.server.cluster.Groups().DeleteOffsets(r.Group, partitions)
+		err = c.server.groups.DeleteOffsets(r.Group, partitions)
 	}
 	resp.ErrorCode = errorCode(err)
 	for _, rt := range r.Topics {

@@ -19,6 +19,7 @@ import (
 // Server accepts Kafka connections and answers them from a cluster.
 type Server struct {
 	cluster *cluster.Cluster
+	groups  groupCoordinator
 	logger  *slog.Logger
 	metrics *metrics.Metrics // nil: not measured
 
@@ -44,7 +45,7 @@ func (s *Server) SetMetrics(m *metrics.Metrics) {
 
 // New returns a server for c.
 func New(c *cluster.Cluster, logger *slog.Logger) *Server {
-	return &Server{cluster: c, logger: logger, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
+	return &Server{cluster: c, groups: c.Groups(), logger: logger, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
 		memory: newRequestMemory(c.Config().QueuedMaxRequestBytes, nil), stopping: make(chan struct{})}
 }
 
