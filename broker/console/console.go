@@ -1,6 +1,8 @@
 // Package console is kqbroker's web console, served on the admin port and
 // embedded in the binary: an overview with throughput over the last
-// minutes, topics with their partitions, configs and a message browser,
+// minutes, the brokers (fenced ones, the controller) and every partition
+// with its leader, replicas and ISR, under-replicated and offline ones
+// highlighted, topics with their partitions, configs and a message browser,
 // consumer groups with lag per partition over time and offset resets, and
 // a create-topic form. Its JSON API (/api/...) is a Kafka client of the
 // broker it runs in (package ops), so it shows what clients see.
@@ -68,6 +70,7 @@ func New(bootstrap string, interval time.Duration) (*Console, error) {
 	pages, _ := fs.Sub(static, "static")
 	c.mux.Handle("GET /", http.FileServerFS(pages))
 	c.mux.HandleFunc("GET /api/overview", c.overview)
+	c.mux.HandleFunc("GET /api/cluster", c.cluster)
 	c.mux.HandleFunc("GET /api/topics", c.topics)
 	c.mux.HandleFunc("POST /api/topics", c.createTopic)
 	c.mux.HandleFunc("GET /api/topics/{name}", c.topic)

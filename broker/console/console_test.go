@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/broker/config"
 	"github.com/kqstack/kqstack/broker/console"
 )
 
@@ -336,5 +337,92 @@ func TestAPIErrorsSayWhatToDo(t *testing.T) {
 		if resp.StatusCode != tc.status || !strings.Contains(body["error"], tc.want) {
 			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, tc.path, resp.StatusCode, body["error"], tc.status, tc.want)
 		}
+	}
+}
+
+// TestClusterPageHighlightsUnderReplicatedPartitions: three brokers and a
+// topic with three replicas; with broker 3 stopped, the page shows it
+// fenced and every partition under-replicated, highlighted, with broker 3
+// out of the ISR and offline; started again, the page clears.
+func TestClusterPageHighlightsUnderReplicatedPartitions(t *testing.T) {
+	ctx := browser(t)
+	brokers := brokertest.StartCluster(t, 3, func(c *config.Config) {
+		c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 200, 1500
+	})
+	c, err := console.New(brokers[0].Addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	t.Cleanup(func() { srv.Close(); c.Close() })
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers[0].Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := kadm.NewClient(client).CreateTopic(ctx, 2, 3, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(srv.URL+"/#/cluster"),
+		reloadUntil(`#partition-list tbody tr`, 2),
+		waitCount(`#broker-list tbody tr`, 3),
+		waitCount(`#partition-list tr.under-replicated, #partition-list tr.offline`, 0),
+		waitCount(`#partition-list .replica.in-sync`, 6),
+		waitText(`#under-replicated-count`, "0"),
+		waitCount(`#broker-list td`, 15),
+		waitText(`#broker-list`, "controller"),
+	); err != nil {
+		t.Fatal(err)
+	}
+
+	brokers[2].Stop(t)
+	if err := chromedp.Run(ctx,
+		reloadUntil(`#partition-list tr.under-replicated`, 2),
+		waitText(`#under-replicated-count`, "2"),
+		waitText(`#fenced-count`, "1"),
+		waitCount(`#broker-list tr.fenced[data-broker="3"]`, 1),
+		waitText(`#broker-list tr[data-broker="3"]`, "fenced"),
+		waitCount(`#partition-list .replica.offline`, 2), // broker 3, in each partition
+		waitText(`#partition-list tr[data-partition="orders-0"]`, "under-replicated"),
+		screenshot(t, "cluster.png"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	var isr string
+	if err := chromedp.Run(ctx, chromedp.Text(`#partition-list tr[data-partition="orders-1"] td.isr`, &isr, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(isr, "3") || !strings.Contains(isr, "1") || !strings.Contains(isr, "2") {
+		t.Errorf("orders-1's ISR with broker 3 stopped shows %q", isr)
+	}
+	// The API says the same.
+	resp, err := http.Get(srv.URL + "/api/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view struct {
+		UnderReplicated int `json:"under_replicated_partitions"`
+		Partitions      []struct {
+			UnderReplicated bool    `json:"under_replicated"`
+			OfflineReplicas []int32 `json:"offline_replicas"`
+		} `json:"partitions"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+	if err != nil || view.UnderReplicated != 2 || len(view.Partitions) != 2 || !view.Partitions[0].UnderReplicated ||
+		len(view.Partitions[0].OfflineReplicas) != 1 || view.Partitions[0].OfflineReplicas[0] != 3 {
+		t.Fatalf("/api/cluster with broker 3 stopped: %+v %v", view, err)
+	}
+
+	// Back in service, it catches up and rejoins the ISR: nothing is
+	// highlighted any more.
+	brokers[2].StartAgain(t)
+	if err := chromedp.Run(ctx,
+		reloadUntil(`#partition-list tr.under-replicated, #broker-list tr.fenced`, 0),
+		waitText(`#under-replicated-count`, "0"),
+		waitCount(`#partition-list .replica.in-sync`, 6),
+	); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -90,12 +90,57 @@ async function overview() {
       <div class="card"><div class="label">Partitions</div><div class="value">${o.cluster.partitions}</div></div>
       <div class="card"><div class="label">Records</div><div class="value">${fmt.num(o.records)}</div></div>
       <div class="card"><div class="label">Size on disk</div><div class="value">${fmt.bytes(o.size_bytes)}</div></div>
+      <a class="card ${o.cluster.under_replicated_partitions > 0 ? "warn" : ""}" href="#/cluster"><div class="label">Under-replicated</div><div class="value">${o.cluster.under_replicated_partitions}</div></a>
+      <a class="card ${o.cluster.offline_partitions > 0 ? "bad" : ""}" href="#/cluster"><div class="label">Offline partitions</div><div class="value">${o.cluster.offline_partitions}</div></a>
     </div>
     <h2>Throughput</h2>${chart(o.throughput, "records produced per second")}
     <h2>Brokers</h2>
     ${table([{ label: "Node" }, { label: "Host" }, { label: "Port", num: true }],
-      o.cluster.brokers.map((b) => [b.node_id + (b.node_id === o.cluster.controller_id ? " (controller)" : ""), esc(b.host), b.port]))}
+      o.cluster.brokers.map((b) => [b.node_id + (b.node_id === o.cluster.controller_id ? " (controller)" : "") + (b.fenced ? " (fenced)" : ""), esc(b.host), b.port]))}
     <p class="muted">Cluster id ${esc(o.cluster.cluster_id)}</p>`;
+}
+
+// replicaList shows a partition's replicas, each marked in sync, out of
+// sync (not in the ISR) or offline (its broker is down).
+function replicaList(p) {
+  return p.replicas.map((id) => {
+    const state = p.offline_replicas.includes(id) ? "offline" : p.isr.includes(id) ? "in-sync" : "out-of-sync";
+    return `<span class="replica ${state}" title="broker ${id}: ${state.replace(/-/g, " ")}">${id}</span>`;
+  }).join("");
+}
+
+// cluster is the brokers and partitions page; it redraws itself every few
+// seconds while it is open.
+async function cluster() {
+  const c = await api("/cluster");
+  if (location.hash !== "#/cluster") return; // the user moved on meanwhile
+  const fenced = c.brokers.filter((b) => b.fenced).length;
+  const card = (label, value, id, level) => `<div class="card ${value > 0 ? level : ""}"><div class="label">${label}</div><div class="value" id="${id}">${value}</div></div>`;
+  const status = (p) => p.offline ? `<span class="badge bad">offline</span>` :
+    p.under_replicated ? `<span class="badge warn">under-replicated</span>` : `<span class="badge good">in sync</span>`;
+  page.innerHTML = `<h1>Brokers &amp; partitions</h1>
+    <div class="cards">
+      <div class="card"><div class="label">Brokers in service</div><div class="value" id="brokers-in-service">${c.brokers.length - fenced}</div></div>
+      ${card("Fenced brokers", fenced, "fenced-count", "bad")}
+      <div class="card"><div class="label">Partitions</div><div class="value">${c.partitions.length}</div></div>
+      ${card("Under-replicated", c.under_replicated_partitions, "under-replicated-count", "warn")}
+      ${card("Offline", c.offline_partitions, "offline-count", "bad")}
+    </div>
+    <h2>Brokers</h2>
+    <table id="broker-list"><thead><tr><th class="num">Node</th><th>Host</th><th class="num">Port</th><th>State</th><th>Controller</th></tr></thead><tbody>
+    ${c.brokers.map((b) => `<tr data-broker="${b.node_id}" class="${b.fenced ? "fenced" : ""}"><td class="num">${b.node_id}</td><td>${esc(b.host)}</td><td class="num">${b.port}</td>
+      <td>${b.fenced ? `<span class="badge bad">fenced</span>` : `<span class="badge good">in service</span>`}</td><td>${b.controller ? "controller" : ""}</td></tr>`).join("")}
+    </tbody></table>
+    <h2>Partitions</h2>
+    ${c.partitions.length === 0 ? `<p class="muted">No topics yet.</p>` :
+      `<table id="partition-list"><thead><tr><th>Topic</th><th class="num">Partition</th><th class="num">Leader</th><th class="num">Leader epoch</th><th>Replicas</th><th>ISR</th><th>Offline replicas</th><th>Status</th></tr></thead><tbody>
+      ${c.partitions.map((p) => `<tr data-partition="${esc(p.topic)}-${p.partition}" class="${p.offline ? "offline" : p.under_replicated ? "under-replicated" : ""}">
+        <td><a href="#/topics/${encodeURIComponent(p.topic)}">${esc(p.topic)}</a></td><td class="num">${p.partition}</td><td class="num">${p.leader < 0 ? "none" : p.leader}</td>
+        <td class="num">${p.leader_epoch}</td><td>${replicaList(p)}</td><td class="isr">${p.isr.join(", ")}</td><td>${p.offline_replicas.join(", ")}</td><td>${status(p)}</td></tr>`).join("")}
+      </tbody></table>`}
+    <p class="muted">Under-replicated: fewer replicas in sync than assigned. Offline: no leader, so no produce or consume. Redrawn every 5 s. Cluster id ${esc(c.cluster_id)}</p>`;
+  clearTimeout(cluster.timer);
+  cluster.timer = setTimeout(() => { if (location.hash === "#/cluster") route(); }, 5000);
 }
 
 async function topics() {
@@ -250,6 +295,7 @@ async function route() {
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === section));
   try {
     if (section === "overview") await overview();
+    else if (section === "cluster") await cluster();
     else if (section === "topics" && parts[1]) await topic(parts[1], params);
     else if (section === "topics") await topics();
     else if (section === "groups" && parts[1]) await group(parts[1]);
