@@ -41,6 +41,7 @@ test: lint
 	@command -v redis-server >/dev/null 2>&1 || echo "note: redis-server is not installed, so the Redis tests will skip; apt-get install redis-server (.ci/run does)"
 	@command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || echo "note: MariaDB is not installed, so the MySQL-protocol end-to-end test will skip; apt-get install mariadb-server (.ci/run does)"
 	@command -v chromium >/dev/null 2>&1 || echo "note: chromium is not installed, so the web console's browser test will skip; apt-get install chromium (.ci/run does)"
+	@command -v prometheus >/dev/null 2>&1 || echo "note: prometheus is not installed, so the dashboard-against-a-real-Prometheus test will skip; apt-get install prometheus (.ci/run does)"
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 	$(MAKE) --no-print-directory test-cluster
 

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -110,6 +109,7 @@ func (t *Topic) LogAppendTime() bool { return t.settings.logAppendTime }
 type Cluster struct {
 	cfg    config.Config
 	clock  clock.Clock
+	fs     storage.FS
 	logger *slog.Logger
 
 	// quorum holds the metadata; its image is the truth, topics below the
@@ -156,30 +156,63 @@ type Cluster struct {
 // opens anything. A data directory of an earlier kqbroker (its metadata in
 // kqbroker-metadata.json) is taken over at the first start (migrate.go).
 func Open(cfg config.Config, clk clock.Clock, logger *slog.Logger) (*Cluster, error) {
-	return OpenWithController(cfg, clk, logger, nil)
+	return OpenWith(cfg, Deps{Clock: clk, Logger: logger})
 }
 
 // OpenWithController is Open with the controller listener already open
 // (tests pass one on a free port); nil opens cfg.ControllerListen when
 // there are voters.
 func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger, controllerListener net.Listener) (*Cluster, error) {
+	return OpenWith(cfg, Deps{Clock: clk, Logger: logger, Controller: controllerListener})
+}
+
+// Deps are what a cluster runs on: the seams a test replaces.
+type Deps struct {
+	// Clock is the time of every decision and periodic loop (nil: the
+	// wall clock).
+	Clock clock.Clock
+	// FS holds the data directory: partition logs, the metadata log, the
+	// offsets log (nil: the OS's). The data directory's lock is the one
+	// thing outside it: an flock(2) of the OS.
+	FS     storage.FS
+	Logger *slog.Logger // nil: slog's default
+	// Controller is the controller listener, already open (nil: opened on
+	// cfg.ControllerListen when there are voters).
+	Controller net.Listener
+}
+
+// OpenWith is Open on deps.
+func OpenWith(cfg config.Config, deps Deps) (*Cluster, error) {
+	clk, logger, controllerListener := deps.Clock, deps.Logger, deps.Controller
+	if clk == nil {
+		clk = clock.System{}
+	}
+	if deps.FS == nil {
+		deps.FS = storage.OSFS{}
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
 	if err := cfg.Validate(); err != nil {
 		if controllerListener != nil {
 			_ = controllerListener.Close()
 		}
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := deps.FS.MkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	lock, err := lockDataDir(cfg.DataDir)
+	lock, err := &dataDirLock{}, error(nil)
+	if _, onOS := deps.FS.(storage.OSFS); onOS { // another FS (tests) has no other process to keep out
+		lock, err = lockDataDir(cfg.DataDir)
+	}
 	if err != nil {
 		if controllerListener != nil {
 			_ = controllerListener.Close()
 		}
 		return nil, err
 	}
-	c, err := openDataDir(cfg, clk, logger, controllerListener)
+	c, err := openDataDir(cfg, clk, deps.FS, logger, controllerListener)
 	if err != nil {
 		lock.release()
 		return nil, err
@@ -198,17 +231,17 @@ func OpenWithController(cfg config.Config, clk clock.Clock, logger *slog.Logger,
 }
 
 // openDataDir is Open once the directory is locked.
-func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, controllerListener net.Listener) (_ *Cluster, err error) {
-	c := &Cluster{cfg: cfg, clock: clk, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
+func openDataDir(cfg config.Config, clk clock.Clock, fsys storage.FS, logger *slog.Logger, controllerListener net.Listener) (_ *Cluster, err error) {
+	c := &Cluster{cfg: cfg, clock: clk, fs: fsys, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	c.fetchers = replica.NewFetchers(cfg.NodeID, logger, c.interBrokerAddress, cfg.ReassignmentThrottleBytesPerSec)
+	c.fetchers = replica.NewFetchers(cfg.NodeID, clk, logger, c.interBrokerAddress, cfg.ReassignmentThrottleBytesPerSec)
 	if err := c.removeDeletedDirs(); err != nil {
 		if controllerListener != nil {
 			_ = controllerListener.Close()
 		}
 		return nil, err
 	}
-	quorumConfig := quorum.Config{NodeID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, metadataDir), OnApply: c.applied, Logger: logger}
+	quorumConfig := quorum.Config{NodeID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, metadataDir), FS: fsys, OnApply: c.applied, Logger: logger}
 	if cfg.ControllerQuorumVoters != "" {
 		c.controllerState.controller = controller.New(time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond)
 		if cfg.AutoLeaderRebalanceEnable {
@@ -260,7 +293,7 @@ func openDataDir(cfg config.Config, clk clock.Clock, logger *slog.Logger, contro
 	offsetsConfig := settingsFor(nil, cfg.Log).log
 	offsetsConfig.RetentionAge, offsetsConfig.RetentionBytes = -1, -1 // live offsets must not expire with old segments
 	offsetsConfig.SegmentBytes = offsetsSegmentBytes
-	c.offsets, err = group.OpenOffsetStore(filepath.Join(cfg.DataDir, consumerOffsetsDir), storage.Options{Clock: clk, Logger: logger, Config: offsetsConfig})
+	c.offsets, err = group.OpenOffsetStore(filepath.Join(cfg.DataDir, consumerOffsetsDir), storage.Options{FS: fsys, Clock: clk, Logger: logger, Config: offsetsConfig})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", consumerOffsetsDir, err)
 	}
@@ -278,13 +311,13 @@ const quorumStartTimeout = 5 * time.Minute
 func (c *Cluster) waitForQuorum(ctx context.Context) error {
 	ready := make(chan error, 1)
 	go func() { ready <- c.quorum.WaitReady(ctx) }()
-	ticker := time.NewTicker(5 * time.Second)
+	ticker := c.clock.NewTicker(5 * time.Second)
 	defer ticker.Stop()
 	for {
 		select {
 		case err := <-ready:
 			return err
-		case <-ticker.C:
+		case <-ticker.C():
 			c.logger.Info("waiting for the metadata quorum: a majority of the voters must be up", "voters", c.cfg.ControllerQuorumVoters)
 		}
 	}
@@ -311,7 +344,7 @@ func (c *Cluster) partitionDir(topic string, index int32) string {
 }
 
 func (c *Cluster) openPartition(t *Topic, index int32) (*Partition, error) {
-	log, err := storage.Open(c.partitionDir(t.Name, index), storage.Options{Clock: c.clock, Logger: c.logger, Config: t.settings.log})
+	log, err := storage.Open(c.partitionDir(t.Name, index), storage.Options{FS: c.fs, Clock: c.clock, Logger: c.logger, Config: t.settings.log})
 	if err != nil {
 		return nil, err
 	}
@@ -340,13 +373,13 @@ func (c *Cluster) interBrokerAddress(id int32) (string, bool) {
 
 // removeDeletedDirs finishes deletions a stop interrupted.
 func (c *Cluster) removeDeletedDirs() error {
-	entries, err := os.ReadDir(c.cfg.DataDir)
+	names, err := c.fs.ReadDir(c.cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), deletedSuffix) {
-			if err := os.RemoveAll(filepath.Join(c.cfg.DataDir, e.Name())); err != nil {
+	for _, name := range names {
+		if strings.HasSuffix(name, deletedSuffix) {
+			if err := c.fs.RemoveAll(filepath.Join(c.cfg.DataDir, name)); err != nil {
 				return err
 			}
 		}
@@ -496,28 +529,28 @@ const groupTickInterval = 100 * time.Millisecond
 // flushes for every log.
 func (c *Cluster) maintain() {
 	defer close(c.done)
-	logTicker := time.NewTicker(time.Duration(c.cfg.Log.CheckIntervalMs) * time.Millisecond)
+	logTicker := c.clock.NewTicker(time.Duration(c.cfg.Log.CheckIntervalMs) * time.Millisecond)
 	defer logTicker.Stop()
-	groupTicker := time.NewTicker(groupTickInterval)
+	groupTicker := c.clock.NewTicker(groupTickInterval)
 	defer groupTicker.Stop()
 	// Kafka checks for lagging followers every half of the lag time, and
 	// saves high watermarks every 5 s
 	// (replica.high.watermark.checkpoint.interval.ms).
-	replicaTicker := time.NewTicker(time.Duration(c.cfg.ReplicaLagTimeMaxMs) * time.Millisecond / 2)
+	replicaTicker := c.clock.NewTicker(time.Duration(c.cfg.ReplicaLagTimeMaxMs) * time.Millisecond / 2)
 	defer replicaTicker.Stop()
-	checkpointTicker := time.NewTicker(highWatermarkCheckpointInterval)
+	checkpointTicker := c.clock.NewTicker(highWatermarkCheckpointInterval)
 	defer checkpointTicker.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-groupTicker.C:
+		case <-groupTicker.C():
 			c.groups.Tick()
 			continue
-		case <-replicaTicker.C:
+		case <-replicaTicker.C():
 			c.eachReplica(func(r *replica.Replica) { r.Tick() })
 			continue
-		case <-checkpointTicker.C:
+		case <-checkpointTicker.C():
 			// Off this goroutine: an fsync per partition must not hold up
 			// the group timers.
 			if c.checkpointing.CompareAndSwap(false, true) {
@@ -531,7 +564,7 @@ func (c *Cluster) maintain() {
 				}()
 			}
 			continue
-		case <-logTicker.C:
+		case <-logTicker.C():
 		}
 		if err := c.offsets.Log().Maintain(); err != nil && !errors.Is(err, storage.ErrClosed) {
 			c.logger.Error("offsets log maintenance", "err", err)

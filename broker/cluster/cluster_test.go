@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -201,4 +203,50 @@ func recordBatch(n int) []byte {
 	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
 	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return out
+}
+
+// TestABrokerRunsOnItsSeams: a broker whose data directory is an
+// in-memory file system and whose time is a manual clock writes nothing to
+// the disk, and finds its topic and records again when it is opened again
+// on the same file system: the metadata log, the partition logs and the
+// offsets log all go through the FS seam.
+func TestABrokerRunsOnItsSeams(t *testing.T) {
+	fsys, clk := storage.NewMemFS(), clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(t.TempDir(), "in-memory") // never created on the disk
+	open := func() *Cluster {
+		c, err := OpenWith(cfg, Deps{Clock: clk, FS: fsys, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := open()
+	topic, err := c.CreateTopic("orders", Placement{Partitions: 2, ReplicationFactor: -1}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := topic.Partitions[1]
+	if _, err := p.Log.Append(recordBatch(3), storage.AppendOptions{LeaderEpoch: p.LeaderEpoch()}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute) // the maintenance loop runs on this clock
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the data directory is on the disk (%v): something bypassed the FS seam", err)
+	}
+	if names, err := fsys.ReadDir(cfg.DataDir); err != nil || !slices.Contains(names, "orders-1") {
+		t.Fatalf("the in-memory data directory holds %v (%v), want orders-1 among them", names, err)
+	}
+	c = open()
+	defer c.Close()
+	reopened, ok := c.Topic("orders")
+	if !ok || reopened.ID != topic.ID || len(reopened.Partitions) != 2 {
+		t.Fatalf("after reopening: %+v %v", reopened, ok)
+	}
+	if end := reopened.Partitions[1].Log.LogEndOffset(); end != 3 {
+		t.Fatalf("log end %d after reopening, want 3", end)
+	}
 }

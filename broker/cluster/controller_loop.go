@@ -58,14 +58,33 @@ func (c *Cluster) heartbeatLost(brokerID int32, epoch int64, session uint64) {
 	c.kickAfter(grace)
 }
 
+// sleep waits d on the cluster's clock, or until ctx ends (its error).
+func (c *Cluster) sleep(ctx context.Context, d time.Duration) error {
+	timer := c.clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C():
+		return nil
+	}
+}
+
 // kickAfter asks the controller loop for a tick once d has passed.
 func (c *Cluster) kickAfter(d time.Duration) {
-	time.AfterFunc(d+10*time.Millisecond, func() {
+	timer := c.clock.NewTimer(d + 10*time.Millisecond)
+	go func() {
+		defer timer.Stop()
+		select {
+		case <-timer.C():
+		case <-c.stop:
+			return
+		}
 		select {
 		case c.controllerState.kick <- struct{}{}:
 		default:
 		}
-	})
+	}()
 }
 
 // lostGrace is how long a broker whose heartbeat connection closed has to
@@ -95,13 +114,13 @@ func (c *Cluster) leaderChanged(leader int32) {
 // a broker alone is always in service.
 func (c *Cluster) runController() {
 	interval := time.Duration(c.cfg.BrokerHeartbeatIntervalMs) * time.Millisecond
-	ticker := time.NewTicker(interval)
+	ticker := c.clock.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 		case <-c.controllerState.kick:
 		}
 		c.controllerTick(interval)

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/kqstack/kqstack/broker/metadata"
+	"github.com/kqstack/kqstack/broker/storage"
 )
 
 // legacyMetadataFile is where kqbroker kept its metadata before the
@@ -52,8 +53,8 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 		}
 	}
 	// The old file is kept beside the log, renamed, once the log has it.
-	if _, err := os.Stat(legacyPath); err == nil {
-		if err := os.Rename(legacyPath, legacyPath+".migrated"); err != nil {
+	if storage.Exists(c.fs, legacyPath) {
+		if err := c.fs.Rename(legacyPath, legacyPath+".migrated"); err != nil {
 			return err
 		}
 	}
@@ -86,10 +87,8 @@ func (c *Cluster) waitInService(ctx context.Context) error {
 		if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok && !b.Fenced {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("broker %d was not put in service by the controller: %w", c.cfg.NodeID, ctx.Err())
-		case <-time.After(min(interval, 100*time.Millisecond)):
+		if err := c.sleep(ctx, min(interval, 100*time.Millisecond)); err != nil {
+			return fmt.Errorf("broker %d was not put in service by the controller: %w", c.cfg.NodeID, err)
 		}
 	}
 }
@@ -100,10 +99,8 @@ func (c *Cluster) waitInService(ctx context.Context) error {
 func (c *Cluster) proposeFirst(ctx context.Context, records []metadata.Record) error {
 	_, err := c.quorum.Propose(ctx, records...)
 	for err != nil && c.quorum.Image().ClusterID == "" {
-		select {
-		case <-ctx.Done():
+		if c.sleep(ctx, 10*time.Millisecond) != nil {
 			return fmt.Errorf("writing the first metadata records: %w", err)
-		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	return nil
@@ -112,8 +109,8 @@ func (c *Cluster) proposeFirst(ctx context.Context, records []metadata.Record) e
 // firstRecords is the cluster record of a new log, with the contents of
 // the legacy file when there is one.
 func (c *Cluster) firstRecords(legacyPath string) ([]metadata.Record, *legacyMetadata, error) {
-	data, err := os.ReadFile(legacyPath)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := storage.ReadFile(c.fs, legacyPath)
+	if errors.Is(err, fs.ErrNotExist) {
 		clusterID := c.cfg.ClusterID
 		if clusterID == "" {
 			clusterID = newClusterID()

@@ -3,11 +3,12 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
-	"os"
 	"slices"
 
 	"github.com/kqstack/kqstack/broker/metadata"
+	"github.com/kqstack/kqstack/broker/storage"
 )
 
 // applied is the quorum's hook, called in log order after each change.
@@ -185,7 +186,7 @@ func (c *Cluster) deleteReplica(p *Partition) {
 	p.Replica.Close()
 	_ = p.Log.Close()
 	aside := p.Log.Dir() + deletedSuffix
-	if err := os.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := c.fs.Rename(p.Log.Dir(), aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		c.logger.Error("moving a deleted partition aside", "dir", p.Log.Dir(), "err", err)
 		return
 	}
@@ -193,7 +194,7 @@ func (c *Cluster) deleteReplica(p *Partition) {
 	// hook, which a large partition must not hold up. A stop halfway
 	// leaves the "*.deleted" directory to the next start.
 	go func() {
-		if err := os.RemoveAll(aside); err != nil {
+		if err := c.fs.RemoveAll(aside); err != nil {
 			c.logger.Error("removing a deleted partition", "dir", aside, "err", err)
 		}
 	}()
@@ -204,13 +205,13 @@ func (c *Cluster) deleteReplica(p *Partition) {
 // records.
 func (c *Cluster) clearStaleDir(topic string, index int32) error {
 	dir := c.partitionDir(topic, index)
-	if _, err := os.Stat(dir); err != nil {
+	if !storage.Exists(c.fs, dir) {
 		return nil
 	}
 	c.logger.Warn("removing a partition directory no topic owns", "dir", dir)
 	aside := dir + deletedSuffix
-	if err := os.Rename(dir, aside); err != nil {
+	if err := c.fs.Rename(dir, aside); err != nil {
 		return err
 	}
-	return os.RemoveAll(aside)
+	return c.fs.RemoveAll(aside)
 }

@@ -162,9 +162,15 @@ func (q *Quorum) start(voters []Voter, alone, nonVoter bool) error {
 			ServerAddressProvider: voterAddresses(voters),
 		})
 	}
-	snapshots, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, logger)
-	if err != nil {
-		return err
+	// Raft writes its snapshots itself, on the OS's file system; on any
+	// other FS (tests) they are kept in memory.
+	var snapshots raft.SnapshotStore = raft.NewInmemSnapshotStore()
+	if _, onOS := cfg.FS.(storage.OSFS); onOS {
+		files, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, logger)
+		if err != nil {
+			return err
+		}
+		snapshots = files
 	}
 	existing, err := raft.HasExistingState(q.logs, q.logs, snapshots)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kqstack/kqstack/broker/clock"
 )
 
 // DeleteRecords moves the partition's log start up to offset (-1: the HW)
@@ -26,7 +28,7 @@ func (r *Replica) DeleteRecords(offset int64, deadline time.Time) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	var timer *time.Timer
+	var timer clock.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -44,11 +46,11 @@ func (r *Replica) DeleteRecords(offset int64, deadline time.Time) (int64, error)
 			return low, nil
 		}
 		if timer == nil {
-			timer = time.NewTimer(time.Until(deadline))
+			timer = r.opts.Clock.NewTimer(deadline.Sub(r.opts.Clock.Now()))
 		}
 		select {
 		case <-changed:
-		case <-timer.C:
+		case <-timer.C():
 			return 0, fmt.Errorf("%w: %s-%d: the in-sync replicas did not all move their log start to %d in time (the lowest is %d)",
 				kerr.RequestTimedOut, r.opts.Topic, r.opts.Index, start, low)
 		}

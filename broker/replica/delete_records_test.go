@@ -24,7 +24,10 @@ func TestDeleteRecordsWaitsForTheInSyncFollowers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := h.DeleteRecords(4, time.Now().Add(20*time.Millisecond)); !errors.Is(err, kerr.RequestTimedOut) {
+	timedOut := make(chan error, 1)
+	go func() { _, err := h.DeleteRecords(4, h.clock.Now().Add(20*time.Millisecond)); timedOut <- err }()
+	h.advanceWhenWaiting(t, 20*time.Millisecond)
+	if err := <-timedOut; !errors.Is(err, kerr.RequestTimedOut) {
 		t.Fatalf("DeleteRecords with followers still at log start 0: %v, want REQUEST_TIMED_OUT", err)
 	}
 	if start := h.Log().LogStartOffset(); start != 4 {
@@ -35,7 +38,7 @@ func TestDeleteRecordsWaitsForTheInSyncFollowers(t *testing.T) {
 	var low int64
 	go func() {
 		var err error
-		low, err = h.DeleteRecords(6, time.Now().Add(5*time.Second))
+		low, err = h.DeleteRecords(6, h.clock.Now().Add(5*time.Second))
 		done <- err
 	}()
 	waitUntil(t, func() bool { return h.Log().LogStartOffset() == 6 })
@@ -60,7 +63,7 @@ func TestDeleteRecordsWaitsForTheInSyncFollowers(t *testing.T) {
 	h.update(t, state, 2)
 	go func() {
 		var err error
-		low, err = h.DeleteRecords(8, time.Now().Add(5*time.Second))
+		low, err = h.DeleteRecords(8, h.clock.Now().Add(5*time.Second))
 		done <- err
 	}()
 	waitUntil(t, func() bool { return h.Log().LogStartOffset() == 8 })

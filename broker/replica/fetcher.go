@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/storage"
 )
@@ -35,6 +36,7 @@ const (
 // each fetches all of them in one request at a time.
 type Fetchers struct {
 	self   int32
+	clock  clock.Clock
 	logger *slog.Logger
 	// address is a broker's inter-broker host:port, from the metadata.
 	address func(brokerID int32) (string, bool)
@@ -50,10 +52,10 @@ type Fetchers struct {
 
 // NewFetchers returns the fetchers of broker self; reassignmentRate bounds
 // the bytes per second copied for replicas being added (0: no bound).
-func NewFetchers(self int32, logger *slog.Logger, address func(int32) (string, bool), reassignmentRate int64) *Fetchers {
-	m := &Fetchers{self: self, logger: logger, address: address, byLeader: map[int32]*fetcher{}}
+func NewFetchers(self int32, clk clock.Clock, logger *slog.Logger, address func(int32) (string, bool), reassignmentRate int64) *Fetchers {
+	m := &Fetchers{self: self, clock: clk, logger: logger, address: address, byLeader: map[int32]*fetcher{}}
 	if reassignmentRate > 0 {
-		m.throttle = newByteRate(reassignmentRate)
+		m.throttle = newByteRate(clk, reassignmentRate)
 	}
 	return m
 }
@@ -156,20 +158,20 @@ func (f *fetcher) poke() {
 func (f *fetcher) delay(r *Replica, d time.Duration) {
 	f.mu.Lock()
 	if _, ok := f.replicas[r]; ok {
-		f.replicas[r] = time.Now().Add(d)
+		f.replicas[r] = f.m.clock.Now().Add(d)
 	}
 	f.mu.Unlock()
 }
 
 // sleep waits d, or until poked or stopped (false).
 func (f *fetcher) sleep(d time.Duration) bool {
-	timer := time.NewTimer(d)
+	timer := f.m.clock.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-f.stop:
 		return false
 	case <-f.wake:
-	case <-timer.C:
+	case <-timer.C():
 	}
 	return true
 }
@@ -206,7 +208,7 @@ func (f *fetcher) run() {
 func (f *fetcher) positions() (map[*Replica]FetchPosition, time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := time.Now()
+	now := f.m.clock.Now()
 	next := backoff
 	positions := map[*Replica]FetchPosition{}
 	for r, notBefore := range f.replicas {

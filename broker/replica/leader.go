@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/storage"
 )
@@ -44,7 +45,7 @@ func (r *Replica) Append(records []byte, acks int16, opts storage.AppendOptions)
 // producer retries at the new leader; an idempotent one is answered there
 // with the original offsets if the batch survived).
 func (r *Replica) WaitReplicated(offset int64, epoch int32, deadline time.Time) error {
-	var timer *time.Timer
+	var timer clock.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -65,11 +66,11 @@ func (r *Replica) WaitReplicated(offset int64, epoch int32, deadline time.Time) 
 				kerr.NotEnoughReplicasAfterAppend, r.opts.Topic, r.opts.Index, isr, minISR)
 		}
 		if timer == nil {
-			timer = time.NewTimer(time.Until(deadline))
+			timer = r.opts.Clock.NewTimer(deadline.Sub(r.opts.Clock.Now()))
 		}
 		select {
 		case <-changed:
-		case <-timer.C:
+		case <-timer.C():
 			return fmt.Errorf("%w: %s-%d: the in-sync replicas %v did not all reach offset %d in time (the high watermark is %d)",
 				kerr.RequestTimedOut, r.opts.Topic, r.opts.Index, isr, offset, hw)
 		}

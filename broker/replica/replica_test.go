@@ -61,6 +61,18 @@ func (h *harness) append(t *testing.T, n int) (storage.AppendResult, int32) {
 	return result, epoch
 }
 
+// advanceWhenWaiting moves the clock by d once the replica waits on a
+// timer of it.
+func (h *harness) advanceWhenWaiting(t *testing.T, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); h.clock.Waiters() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not start waiting")
+		}
+	}
+	h.clock.Advance(d)
+}
+
 func (h *harness) fetched(t *testing.T, id int32, offset int64) int64 {
 	t.Helper()
 	hw, _, err := h.FollowerFetched(id, offset, 0)
@@ -96,11 +108,17 @@ func TestHighWatermarkAndAcks(t *testing.T) {
 	if hw := h.fetched(t, 3, 2); hw != 2 {
 		t.Fatalf("HW %d, want 2 (follower 3's log end)", hw)
 	}
-	if err := h.WaitReplicated(result.LastOffset+1, epoch, time.Now().Add(20*time.Millisecond)); !errors.Is(err, kerr.RequestTimedOut) {
+	// The wait times out on the replica's clock, not the wall's.
+	timedOut := make(chan error, 1)
+	go func() {
+		timedOut <- h.WaitReplicated(result.LastOffset+1, epoch, h.clock.Now().Add(20*time.Millisecond))
+	}()
+	h.advanceWhenWaiting(t, 20*time.Millisecond)
+	if err := <-timedOut; !errors.Is(err, kerr.RequestTimedOut) {
 		t.Fatalf("acks=all with a follower behind: %v, want REQUEST_TIMED_OUT", err)
 	}
 	h.fetched(t, 3, 3)
-	if err := h.WaitReplicated(result.LastOffset+1, epoch, time.Now().Add(time.Second)); err != nil {
+	if err := h.WaitReplicated(result.LastOffset+1, epoch, h.clock.Now().Add(time.Second)); err != nil {
 		t.Fatalf("acks=all once every ISR member has the records: %v", err)
 	}
 
@@ -110,7 +128,7 @@ func TestHighWatermarkAndAcks(t *testing.T) {
 	h.clock.Advance(11 * time.Second)
 	h.fetched(t, 2, 6)
 	done := make(chan error, 1)
-	go func() { done <- h.WaitReplicated(result.LastOffset+1, epoch, time.Now().Add(5*time.Second)) }()
+	go func() { done <- h.WaitReplicated(result.LastOffset+1, epoch, h.clock.Now().Add(5*time.Second)) }()
 	h.Tick()
 	shrink := h.nextProposal(t)
 	if !slices.Equal(shrink.ISR, []int32{1, 2}) || *shrink.ExpectPartitionEpoch != 0 || *shrink.FromLeader != 1 {
@@ -129,7 +147,7 @@ func TestHighWatermarkAndAcks(t *testing.T) {
 
 	// Follower 2 falls behind too: the ISR goes below min.insync.replicas.
 	result, epoch = h.append(t, 1)
-	go func() { done <- h.WaitReplicated(result.LastOffset+1, epoch, time.Now().Add(5*time.Second)) }()
+	go func() { done <- h.WaitReplicated(result.LastOffset+1, epoch, h.clock.Now().Add(5*time.Second)) }()
 	state.ISR, state.PartitionEpoch = []int32{1}, 2
 	h.update(t, state, 2)
 	if err := <-done; !errors.Is(err, kerr.NotEnoughReplicasAfterAppend) {
@@ -174,7 +192,7 @@ func TestJoinAndFencedLeader(t *testing.T) {
 	}
 
 	done := make(chan error, 1)
-	go func() { done <- h.WaitReplicated(result.LastOffset+1, epoch, time.Now().Add(5*time.Second)) }()
+	go func() { done <- h.WaitReplicated(result.LastOffset+1, epoch, h.clock.Now().Add(5*time.Second)) }()
 	// Broker 2 takes over at epoch 4: this broker must not answer.
 	h.update(t, metadata.Partition{Replicas: []int32{1, 2}, ISR: []int32{2}, Leader: 2, LeaderEpoch: 4, PartitionEpoch: 8}, 1)
 	if err := <-done; !errors.Is(err, kerr.NotLeaderForPartition) {

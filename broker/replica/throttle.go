@@ -3,23 +3,26 @@ package replica
 import (
 	"sync"
 	"time"
+
+	"github.com/kqstack/kqstack/broker/clock"
 )
 
 // byteRate is a token bucket of bytes per second, one second deep: a
 // reassignment's copy may run ahead by a second's worth, then waits.
 type byteRate struct {
+	clock  clock.Clock
 	mu     sync.Mutex
 	rate   int64 // bytes per second
 	tokens float64
 	last   time.Time
 }
 
-func newByteRate(rate int64) *byteRate {
-	return &byteRate{rate: rate, tokens: float64(rate), last: time.Now()}
+func newByteRate(clk clock.Clock, rate int64) *byteRate {
+	return &byteRate{clock: clk, rate: rate, tokens: float64(rate), last: clk.Now()}
 }
 
 func (b *byteRate) refillLocked() {
-	now := time.Now()
+	now := b.clock.Now()
 	b.tokens = min(b.tokens+now.Sub(b.last).Seconds()*float64(b.rate), float64(b.rate))
 	b.last = now
 }

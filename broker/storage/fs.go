@@ -25,7 +25,11 @@ type FS interface {
 	ReadDir(dir string) ([]string, error)
 	MkdirAll(dir string) error
 	Remove(name string) error
-	// Rename replaces newName with oldName atomically.
+	// RemoveAll removes path and everything under it; a missing path is
+	// no error.
+	RemoveAll(path string) error
+	// Rename replaces newName with oldName atomically; oldName may be a
+	// directory (newName must not exist then).
 	Rename(oldName, newName string) error
 	// SyncDir makes the directory's entries durable.
 	SyncDir(dir string) error
@@ -75,6 +79,8 @@ func (OSFS) ReadDir(dir string) ([]string, error) {
 func (OSFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
 
 func (OSFS) Remove(name string) error { return os.Remove(name) }
+
+func (OSFS) RemoveAll(path string) error { return os.RemoveAll(path) }
 
 func (OSFS) Rename(oldName, newName string) error { return os.Rename(oldName, newName) }
 
@@ -147,3 +153,34 @@ func ReadWholeFile(fsys FS, name string, limit int64) ([]byte, error) {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// ReadFile returns the whole content of name.
+func ReadFile(fsys FS, name string) ([]byte, error) {
+	f, err := fsys.OpenFile(name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, size)
+	if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return data, nil
+}
+
+// Exists reports whether name is a file or directory of fsys.
+func Exists(fsys FS, name string) bool {
+	if _, err := fsys.ReadDir(name); err == nil {
+		return true
+	}
+	f, err := fsys.OpenFile(name, false)
+	if err != nil {
+		return false
+	}
+	_ = f.Close()
+	return true
+}

@@ -240,12 +240,63 @@ func (m *MemFS) Remove(name string) error {
 	return nil
 }
 
+func (m *MemFS) RemoveAll(path string) error {
+	path = filepath.Clean(path)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.beginLocked(); err != nil {
+		return err
+	}
+	under := func(name string) bool {
+		return name == path || strings.HasPrefix(name, path+string(filepath.Separator))
+	}
+	for name := range m.current {
+		if under(name) {
+			delete(m.current, name)
+		}
+	}
+	for dir := range m.dirs {
+		if under(dir) {
+			delete(m.dirs, dir)
+		}
+	}
+	return nil
+}
+
 func (m *MemFS) Rename(oldName, newName string) error {
 	oldName, newName = filepath.Clean(oldName), filepath.Clean(newName)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.beginLocked(); err != nil {
 		return err
+	}
+	if m.dirs[oldName] {
+		// A directory: everything under it moves.
+		if m.dirs[newName] {
+			return &fs.PathError{Op: "rename", Path: newName, Err: fs.ErrExist}
+		}
+		moved := func(name string) (string, bool) {
+			if name == oldName {
+				return newName, true
+			}
+			if rest, ok := strings.CutPrefix(name, oldName+string(filepath.Separator)); ok {
+				return filepath.Join(newName, rest), true
+			}
+			return "", false
+		}
+		for dir := range m.dirs {
+			if to, ok := moved(dir); ok {
+				delete(m.dirs, dir)
+				m.dirs[to] = true
+			}
+		}
+		for name, node := range m.current {
+			if to, ok := moved(name); ok {
+				delete(m.current, name)
+				m.current[to] = node
+			}
+		}
+		return nil
 	}
 	node, ok := m.current[oldName]
 	if !ok {
