@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -32,12 +34,47 @@ func Dial(bootstrap string) (*Client, error) {
 	// kadm answers from the client's metadata cache when it is younger
 	// than MetadataMinAge (5s by default): a console would then miss a
 	// topic created a moment ago, so the cache is kept short.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(5*time.Second), kgo.RequestRetries(2),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(reachable(seeds)...), kgo.DialTimeout(5*time.Second), kgo.RequestRetries(2),
 		kgo.MetadataMinAge(250*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
 	return &Client{Bootstrap: seeds, kgo: cl, admin: kadm.NewClient(cl)}, nil
+}
+
+// reachable are the seeds that accept a connection, tried side by side
+// for up to a second; all of them when none does (the error then names
+// them). franz-go sends its first requests, FindCoordinator among them, to
+// any seed and does not try another when that one is down: an operator
+// listing every broker of a cluster that lost one would see a verb fail
+// one time in three.
+func reachable(seeds []string) []string {
+	if len(seeds) < 2 {
+		return seeds
+	}
+	up := make([]bool, len(seeds))
+	var wg sync.WaitGroup
+	for i, seed := range seeds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if conn, err := net.DialTimeout("tcp", seed, time.Second); err == nil {
+				_ = conn.Close()
+				up[i] = true
+			}
+		}()
+	}
+	wg.Wait()
+	var live []string
+	for i, seed := range seeds {
+		if up[i] {
+			live = append(live, seed)
+		}
+	}
+	if len(live) == 0 {
+		return seeds
+	}
+	return live
 }
 
 // Close closes the connections.

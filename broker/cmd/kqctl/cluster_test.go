@@ -161,3 +161,33 @@ func TestScaleOutProcedure(t *testing.T) {
 		t.Fatalf("cancel with nothing in progress: %d %q", code, out)
 	}
 }
+
+// TestVerbsWithABrokerDown: an operator lists every broker of a cluster
+// in --bootstrap-server, and one of them is down: every verb still answers
+// (requests that may go to any broker find a live one), each time.
+func TestVerbsWithABrokerDown(t *testing.T) {
+	brokers := brokertest.StartCluster(t, 3, func(c *config.Config) {
+		c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 100, 1000
+	})
+	all := brokers[0].Addr + "," + brokers[1].Addr + "," + brokers[2].Addr
+	kqctl := kqctlAt(all)
+	if code, _, errOut := kqctl("", "topic", "create", "orders", "-p", "3", "-r", "3"); code != 0 {
+		t.Fatalf("create: %d %q", code, errOut)
+	}
+	if code, _, errOut := kqctl("a\nb\nc\n", "produce", "orders"); code != 0 {
+		t.Fatalf("produce: %d %q", code, errOut)
+	}
+	if code, _, errOut := kqctl("", "consume", "orders", "-g", "billing", "--from", "earliest", "-n", "3"); code != 0 {
+		t.Fatalf("consume: %d %q", code, errOut)
+	}
+	// Broker 3, not 1: until groups live in a replicated topic, broker 1
+	// coordinates them all.
+	brokers[2].Stop(t)
+	for i := range 8 {
+		for _, args := range [][]string{{"group", "describe", "billing"}, {"group", "list"}, {"topic", "describe", "orders"}, {"cluster", "describe"}} {
+			if code, out, errOut := kqctl("", args...); code != 0 {
+				t.Fatalf("try %d, %v with broker 3 down: %d %q %q", i, args, code, out, errOut)
+			}
+		}
+	}
+}
