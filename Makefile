@@ -57,7 +57,7 @@ test-cluster:
 # in a temporary directory). Needs chromium.
 screenshots:
 	@command -v chromium >/dev/null 2>&1 || { echo "screenshots need chromium: apt-get install chromium"; exit 1; }
-	$(GO) test -count=1 -run '^TestConsoleInChromium$$' ./broker/console/ -args -screenshots $(CURDIR)/doc/console
+	$(GO) test -count=1 -run '^(TestConsoleInChromium|TestClusterPageHighlightsUnderReplicatedPartitions)$$' ./broker/console/ -args -screenshots $(CURDIR)/doc/console
 
 test-race:
 	$(GO) test -race $(TEST_FLAGS) $(PKGS)

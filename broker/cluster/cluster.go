@@ -637,6 +637,28 @@ func (c *Cluster) Leave() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Brokers stopping one after the other can leave this one in a
+	// minority that still counts another in service: with no quorum leader
+	// for a second, nothing can commit, so it stops trying.
+	go func() {
+		ticker := c.clock.NewTicker(100 * time.Millisecond)
+		defer ticker.Stop()
+		leaderless := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C():
+			}
+			if _, ok := c.quorum.Leader(); ok {
+				leaderless = 0
+			} else if leaderless++; leaderless >= 10 {
+				c.logger.Warn("no metadata quorum leader: stopping without handing leaderships over")
+				cancel()
+				return
+			}
+		}
+	}()
 	for ctx.Err() == nil {
 		c.left.Store(true) // no heartbeat may undo the fence
 		records := controller.Leave(c.quorum.Image(), c.cfg.NodeID)
