@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/metadata"
 )
 
@@ -53,6 +54,9 @@ type Placement struct {
 func (c *Cluster) CreateTopic(name string, placement Placement, configs map[string]string, validateOnly bool) (*Topic, error) {
 	if err := CheckTopicName(name); err != nil {
 		return nil, err
+	}
+	if name == group.OffsetsTopic {
+		return nil, fmt.Errorf("%w: %s is an internal topic: the brokers create it for the consumer groups", kerr.InvalidTopicException, name)
 	}
 	partitions := placement.Partitions
 	if len(placement.Assignment) > 0 {

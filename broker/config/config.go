@@ -105,6 +105,13 @@ type Config struct {
 	// OffsetsRetentionMinutes is offsets.retention.minutes: committed
 	// offsets of a group that stays empty this long are deleted.
 	OffsetsRetentionMinutes int64 `yaml:"offsets_retention_minutes"`
+	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
+	// partitions of __consumer_offsets, over which groups are spread by
+	// the hash of their id. It counts only when the topic is created.
+	OffsetsTopicNumPartitions int32 `yaml:"offsets_topic_num_partitions"`
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor;
+	// the topic is created with min(this, brokers in service).
+	OffsetsTopicReplicationFactor int16 `yaml:"offsets_topic_replication_factor"`
 
 	// Log defaults for topics (each can be overridden per topic).
 	Log LogDefaults `yaml:"log"`
@@ -156,8 +163,10 @@ func Default() Config {
 		MaxConnectionsPerIP:   1024,
 		ConnectionsMaxIdleMs:  (10 * time.Minute).Milliseconds(),
 
-		GroupInitialRebalanceDelayMs: 3000,
-		OffsetsRetentionMinutes:      7 * 24 * 60,
+		GroupInitialRebalanceDelayMs:  3000,
+		OffsetsRetentionMinutes:       7 * 24 * 60,
+		OffsetsTopicNumPartitions:     50,
+		OffsetsTopicReplicationFactor: 3,
 		Log: LogDefaults{
 			RetentionMs:        (7 * 24 * time.Hour).Milliseconds(),
 			RetentionBytes:     -1,
@@ -275,6 +284,12 @@ func (c Config) Validate() error {
 	}
 	if c.GroupInitialRebalanceDelayMs < 0 {
 		return fieldError("group_initial_rebalance_delay_ms", c.GroupInitialRebalanceDelayMs, "must be 0 or more")
+	}
+	if c.OffsetsTopicNumPartitions < 1 || c.OffsetsTopicNumPartitions > 1000 {
+		return fieldError("offsets_topic_num_partitions", c.OffsetsTopicNumPartitions, "must be between 1 and 1000")
+	}
+	if c.OffsetsTopicReplicationFactor < 1 || c.OffsetsTopicReplicationFactor > 32 {
+		return fieldError("offsets_topic_replication_factor", c.OffsetsTopicReplicationFactor, "must be between 1 and 32")
 	}
 	if c.OffsetsRetentionMinutes < 1 {
 		return fieldError("offsets_retention_minutes", c.OffsetsRetentionMinutes, "must be at least 1")
