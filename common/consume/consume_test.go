@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,25 +169,60 @@ func TestConsumerDedupRetriesAndDeadLetters(t *testing.T) {
 	}
 }
 
-// TestDedupClaims runs the same claim sequence on both stores.
-func TestDedupClaims(t *testing.T) {
+func openDedupDB(t *testing.T) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "dedup.db")+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(SQLDedupSchema); err != nil {
 		t.Fatal(err)
 	}
-	stores := map[string]func(t *testing.T) Dedup{
-		"redis": func(t *testing.T) Dedup {
-			return RedisDedup{Client: redistest.Start(t), Prefix: "claims:", ClaimTTL: time.Second}
+	return db
+}
+
+// TestDedupClaims runs the same claim sequence on both stores. The worker
+// of a claim dies and its claim goes stale without the test waiting: the
+// SQL store's clock is moved past ClaimTTL; Redis, which times the claim
+// itself, must hold it with a TTL of at most ClaimTTL, and the test then
+// expires the key as Redis does when that TTL runs out.
+func TestDedupClaims(t *testing.T) {
+	type store struct {
+		dedup Dedup
+		stale func(t *testing.T, id string) // makes id's claim stale
+	}
+	stores := map[string]func(t *testing.T) store{
+		"redis": func(t *testing.T) store {
+			client := redistest.Start(t)
+			return store{
+				dedup: RedisDedup{Client: client, Prefix: "claims:", ClaimTTL: time.Second},
+				stale: func(t *testing.T, id string) {
+					ctx := context.Background()
+					ttl, err := client.PTTL(ctx, "claims:"+id).Result()
+					if err != nil || ttl <= 0 || ttl > time.Second {
+						t.Fatalf("the claim of %s expires in %v (%v), want within the claim TTL of 1s", id, ttl, err)
+					}
+					// An expiry time in the past: Redis drops the key.
+					if err := client.PExpireAt(ctx, "claims:"+id, time.UnixMilli(1)).Err(); err != nil {
+						t.Fatal(err)
+					}
+				},
+			}
 		},
-		"sql": func(t *testing.T) Dedup { return SQLDedup{DB: db, ClaimTTL: time.Second} },
+		"sql": func(t *testing.T) store {
+			var now atomic.Int64
+			now.Store(time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli())
+			return store{
+				dedup: SQLDedup{DB: openDedupDB(t), ClaimTTL: time.Second, Now: func() time.Time { return time.UnixMilli(now.Load()) }},
+				stale: func(*testing.T, string) { now.Add((time.Second + time.Millisecond).Milliseconds()) },
+			}
+		},
 	}
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
-			d := open(t)
+			s := open(t)
+			d := s.dedup
 			ctx := context.Background()
 			steps := []struct {
 				do   func() (Claim, error)
@@ -201,15 +237,65 @@ func TestDedupClaims(t *testing.T) {
 				{func() (Claim, error) { return Claimed, d.Abort(ctx, "e1") }, Claimed}, // does not undo Done
 				{func() (Claim, error) { return d.Begin(ctx, "e1") }, Applied},
 				{func() (Claim, error) { return d.Begin(ctx, "e2") }, Claimed},
-				{func() (Claim, error) { time.Sleep(1100 * time.Millisecond); return d.Begin(ctx, "e2") }, Claimed}, // a stale claim is taken over
+				{func() (Claim, error) { s.stale(t, "e2"); return d.Begin(ctx, "e2") }, Claimed}, // a stale claim is taken over
+				{func() (Claim, error) { return d.Begin(ctx, "e2") }, Busy},                      // by one worker only
 			}
-			for i, s := range steps {
-				got, err := s.do()
-				if err != nil || got != s.want {
-					t.Fatalf("step %d: %v, %v; want %v", i, got, err, s.want)
+			for i, step := range steps {
+				got, err := step.do()
+				if err != nil || got != step.want {
+					t.Fatalf("step %d: %v, %v; want %v", i, got, err, step.want)
 				}
 			}
 		})
+	}
+}
+
+// TestSQLDedupClaimTTL moves SQLDedup's clock around the claim TTL: a
+// claim is stale once it is older than ClaimTTL (1 minute by default), a
+// takeover starts its age again, and Done stamps the row with Now.
+func TestSQLDedupClaimTTL(t *testing.T) {
+	db := openDedupDB(t)
+	start := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	var elapsed atomic.Int64 // ms since start
+	now := func() time.Time { return start.Add(time.Duration(elapsed.Load()) * time.Millisecond) }
+	ctx := context.Background()
+	for _, ttl := range []time.Duration{0, 5 * time.Second} {
+		d := SQLDedup{DB: db, ClaimTTL: ttl, Now: now}
+		stale := ttl
+		if ttl == 0 {
+			stale = time.Minute
+		}
+		id := fmt.Sprintf("claim-ttl-%v", ttl)
+		steps := []struct {
+			at   time.Duration // since the first claim
+			want Claim
+		}{
+			{0, Claimed},
+			{stale - time.Millisecond, Busy},
+			{stale, Busy},                       // exactly ClaimTTL old: not yet stale
+			{stale + time.Millisecond, Claimed}, // taken over, stamped again
+			{2 * stale, Busy},
+			{2*stale + time.Millisecond, Busy}, // not older than ClaimTTL since the takeover
+			{2*stale + 2*time.Millisecond, Claimed},
+		}
+		first := elapsed.Load()
+		for i, step := range steps {
+			elapsed.Store(first + step.at.Milliseconds())
+			if got, err := d.Begin(ctx, id); err != nil || got != step.want {
+				t.Fatalf("ClaimTTL %v, step %d (%v after the first claim): %v, %v; want %v", ttl, i, step.at, got, err, step.want)
+			}
+		}
+		if err := d.Done(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		var updatedAt int64
+		if err := db.QueryRow(`SELECT updated_at FROM processed_events WHERE event_id = ?`, id).Scan(&updatedAt); err != nil || updatedAt != now().UnixMilli() {
+			t.Fatalf("done at %d, the row says %d (%v)", now().UnixMilli(), updatedAt, err)
+		}
+		elapsed.Add((24 * time.Hour).Milliseconds())
+		if got, err := d.Begin(ctx, id); err != nil || got != Applied {
+			t.Fatalf("a day after Done: %v, %v; want Applied", got, err)
+		}
 	}
 }
 

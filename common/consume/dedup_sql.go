@@ -23,6 +23,9 @@ import (
 type SQLDedup struct {
 	DB       *sql.DB
 	ClaimTTL time.Duration // default 1 minute
+	// Now stamps claims and tells a stale one (nil: time.Now); tests set it
+	// to age a claim without waiting.
+	Now func() time.Time
 }
 
 // SQLDedupSchema creates the table (MySQL and SQLite alike).
@@ -39,8 +42,15 @@ func (d SQLDedup) claimTTL() time.Duration {
 	return d.ClaimTTL
 }
 
+func (d SQLDedup) now() int64 {
+	if d.Now == nil {
+		return time.Now().UnixMilli()
+	}
+	return d.Now().UnixMilli()
+}
+
 func (d SQLDedup) Begin(ctx context.Context, id string) (Claim, error) {
-	now := time.Now().UnixMilli()
+	now := d.now()
 	// Insert the claim unless a row exists; portable across MySQL and SQLite.
 	result, err := d.DB.ExecContext(ctx, `INSERT INTO processed_events (event_id, state, updated_at)
 		SELECT ?, ?, ? FROM (SELECT 1 AS one) AS single WHERE NOT EXISTS (SELECT 1 FROM processed_events WHERE event_id = ?)`,
@@ -74,7 +84,7 @@ func (d SQLDedup) Begin(ctx context.Context, id string) (Claim, error) {
 }
 
 func (d SQLDedup) Done(ctx context.Context, id string) error {
-	_, err := d.DB.ExecContext(ctx, `UPDATE processed_events SET state = ?, updated_at = ? WHERE event_id = ?`, doneValue, time.Now().UnixMilli(), id)
+	_, err := d.DB.ExecContext(ctx, `UPDATE processed_events SET state = ?, updated_at = ? WHERE event_id = ?`, doneValue, d.now(), id)
 	return err
 }
 
