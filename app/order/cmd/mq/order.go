@@ -24,15 +24,15 @@ func main() {
 	var c config.Config
 	conf.MustLoad(*configFile, &c, conf.UseEnv())
 	logx.Must(c.SetUp())
-	group := newServiceGroup(c)
+	group := newServiceGroup(svc.NewServiceContext(c))
 	defer group.Stop()
 	group.Start()
 }
 
 // newServiceGroup is the payment-status consumer and the unpaid-order
 // closer, started and stopped together.
-func newServiceGroup(c config.Config) *service.ServiceGroup {
-	svcCtx := svc.NewServiceContext(c)
+func newServiceGroup(svcCtx *svc.ServiceContext) *service.ServiceGroup {
+	c := svcCtx.Config
 	consumer, err := consume.New(consume.Config{
 		Attempts:   c.Retry.Attempts,
 		Backoff:    time.Duration(c.Retry.BackoffMs) * time.Millisecond,

@@ -16,7 +16,9 @@ import (
 // every sweepEvery checks (every check without Redis), any the orders table
 // shows overdue, which also catches a queue claim lost to a crash. The
 // expiry and a payment race in the database, where the conditional UPDATE
-// lets exactly one of them win.
+// lets exactly one of them win. Checks run every CheckIntervalMs; what is
+// due is decided by svcCtx.Now, so tests move that clock instead of
+// waiting for close times to pass.
 type CloseUnpaid struct {
 	svcCtx *svc.ServiceContext
 	ctx    context.Context
@@ -41,7 +43,7 @@ func (c *CloseUnpaid) Start() {
 		case <-ticker.C:
 		}
 		checks++
-		if err := c.check(time.Now(), checks); err != nil {
+		if err := c.check(c.svcCtx.Now(), checks); err != nil {
 			logx.Errorf("closing unpaid orders: %v", err)
 		}
 	}

@@ -2,6 +2,7 @@ package svc
 
 import (
 	"database/sql"
+	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,9 @@ type ServiceContext struct {
 	DeadLetter *push.Pusher
 	// CloseQueue holds orders to close when unpaid; nil without Redis.
 	CloseQueue *delay.Queue
+	// Now is the clock that tells which unpaid orders are due (time.Now);
+	// tests set it to move time instead of waiting.
+	Now func() time.Time
 }
 
 func NewServiceContext(c config.Config) *ServiceContext {
@@ -30,7 +34,7 @@ func NewServiceContext(c config.Config) *ServiceContext {
 	logx.Must(err)
 	deadLetter, err := push.NewPusher(c.DeadLetter)
 	logx.Must(err)
-	s := &ServiceContext{Config: c, DB: db, OrderModel: model.OrderModel{DB: db}, DeadLetter: deadLetter}
+	s := &ServiceContext{Config: c, DB: db, OrderModel: model.OrderModel{DB: db}, DeadLetter: deadLetter, Now: time.Now}
 	if c.Redis.Addr != "" {
 		client := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
 		s.Dedup = consume.RedisDedup{Client: client, Prefix: c.Name + ":event:"}
