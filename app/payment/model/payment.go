@@ -1,6 +1,7 @@
 // Package model is the payment service's SQL model. It uses database/sql
 // with MySQL-compatible statements, so the same code runs on the embedded
-// SQLite default and on MySQL/MariaDB.
+// SQLite default and on MySQL/MariaDB. Status changes go through
+// SetStatus, which applies the domain's rules in the UPDATE itself.
 package model
 
 import (
@@ -12,35 +13,19 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kqstack/kqstack/app/payment/domain"
 )
 
 // ErrNotFound: no payment with that number.
 var ErrNotFound = errors.New("payment not found")
-
-// Status is a payment's state.
-type Status string
-
-const (
-	Created  Status = "created"
-	Paid     Status = "paid"
-	Failed   Status = "failed"
-	Refunded Status = "refunded"
-)
-
-// from lists the states a payment may move to each state from: a provider
-// may report paid after failed (a retried card), and refunds follow paid.
-var from = map[Status][]Status{
-	Paid:     {Created, Failed},
-	Failed:   {Created},
-	Refunded: {Paid},
-}
 
 // Payment is a row of the payment table.
 type Payment struct {
 	PaymentNo string
 	OrderNo   string
 	Amount    int64
-	Status    Status
+	Status    domain.Status
 	CreatedAt int64
 	UpdatedAt int64
 }
@@ -70,7 +55,7 @@ func NewPaymentNo() string {
 // Insert adds a payment in state created.
 func (m PaymentModel) Insert(ctx context.Context, p *Payment) error {
 	now := time.Now().UnixMilli()
-	p.Status, p.CreatedAt, p.UpdatedAt = Created, now, now
+	p.Status, p.CreatedAt, p.UpdatedAt = domain.Created, now, now
 	_, err := m.DB.ExecContext(ctx, `INSERT INTO payment (payment_no, order_no, amount, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		p.PaymentNo, p.OrderNo, p.Amount, p.Status, p.CreatedAt, p.UpdatedAt)
 	return err
@@ -95,16 +80,13 @@ func findOne(ctx context.Context, q queryer, paymentNo string) (*Payment, error)
 	return &p, err
 }
 
-// ErrIllegalTransition: the payment cannot move to that state from its own.
-var ErrIllegalTransition = errors.New("illegal payment status change")
-
-// SetStatus moves a payment to status inside tx, only from the states that
-// allow it. changed is false when the payment already had that status (a
-// repeated callback); other refusals are ErrIllegalTransition.
-func (m PaymentModel) SetStatus(ctx context.Context, tx *sql.Tx, paymentNo string, status Status) (p *Payment, changed bool, err error) {
-	allowed := from[status]
+// SetStatus moves a payment to status inside tx, only from the statuses
+// the domain allows. changed is false when the payment already had that
+// status (a repeated callback); refusals wrap domain.ErrIllegalTransition.
+func (m PaymentModel) SetStatus(ctx context.Context, tx *sql.Tx, paymentNo string, status domain.Status) (p *Payment, changed bool, err error) {
+	allowed := domain.From(status)
 	if len(allowed) == 0 {
-		return nil, false, fmt.Errorf("%w: to %q", ErrIllegalTransition, status)
+		return nil, false, fmt.Errorf("%w: to %q", domain.ErrIllegalTransition, status)
 	}
 	placeholders := strings.TrimSuffix(strings.Repeat("?, ", len(allowed)), ", ")
 	args := []any{status, time.Now().UnixMilli(), paymentNo}
@@ -123,12 +105,12 @@ func (m PaymentModel) SetStatus(ctx context.Context, tx *sql.Tx, paymentNo strin
 	if err != nil {
 		return nil, false, err
 	}
-	switch {
-	case n == 1:
+	if n == 1 {
 		return p, true, nil
-	case p.Status == status:
-		return p, false, nil
-	default:
-		return p, false, fmt.Errorf("%w: %s is %s, cannot become %s", ErrIllegalTransition, paymentNo, p.Status, status)
 	}
+	// Why it did not apply.
+	if err := domain.Transition(p.Status, status); errors.Is(err, domain.ErrAlreadyApplied) {
+		return p, false, nil
+	}
+	return p, false, fmt.Errorf("%w: %s is %s, cannot become %s", domain.ErrIllegalTransition, paymentNo, p.Status, status)
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/svc"
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/types"
-	"github.com/kqstack/kqstack/app/payment/model"
+	"github.com/kqstack/kqstack/app/payment/domain"
 	"github.com/kqstack/kqstack/common/event"
 	"github.com/kqstack/kqstack/common/outbox"
 
@@ -45,7 +45,7 @@ func (l *CallbackLogic) Callback(req *types.CallbackReq) (resp *types.CallbackRe
 			_ = tx.Rollback()
 		}
 	}()
-	p, changed, err := l.svcCtx.PaymentModel.SetStatus(l.ctx, tx, req.PaymentNo, model.Status(req.Status))
+	p, changed, err := l.svcCtx.PaymentModel.SetStatus(l.ctx, tx, req.PaymentNo, domain.Status(req.Status))
 	if err != nil {
 		l.Infof("callback refused: %v", err)
 		return nil, err
