@@ -8,7 +8,9 @@ import (
 
 // Config is the per-partition log configuration (Kafka's topic-level
 // segment.bytes, segment.ms, index.interval.bytes, retention.ms,
-// retention.bytes, flush.ms and flush.messages).
+// retention.bytes, flush.ms, flush.messages, and the compaction settings
+// cleanup.policy, delete.retention.ms, min.cleanable.dirty.ratio,
+// min.compaction.lag.ms and max.compaction.lag.ms).
 type Config struct {
 	// SegmentBytes: the active segment rolls before it would grow past this.
 	SegmentBytes int64
@@ -24,6 +26,60 @@ type Config struct {
 	RetentionBytes int64
 	// Flush says when appends become durable.
 	Flush FlushPolicy
+
+	// Cleanup is cleanup.policy: whether old segments are deleted by
+	// RetentionAge and RetentionBytes, the log is compacted (only the last
+	// record of each key is kept; see log_compact.go), or both.
+	Cleanup CleanupPolicy
+	// DeleteRetention (delete.retention.ms): how long a compacted log keeps
+	// a tombstone, a record with a null value, once the log's time (the
+	// largest timestamp below the cleaning point) passed the tombstone's.
+	DeleteRetention time.Duration
+	// MinCleanableDirtyRatio (min.cleanable.dirty.ratio): the cleaner runs
+	// once the bytes not yet cleaned are more than this share of the log.
+	MinCleanableDirtyRatio float64
+	// MinCompactionLag (min.compaction.lag.ms): a segment holding a record
+	// younger than this is not cleaned yet.
+	MinCompactionLag time.Duration
+	// MaxCompactionLag (max.compaction.lag.ms): a log whose oldest
+	// uncleaned batch is older than this is cleaned whatever its dirty
+	// ratio. 0: no limit.
+	MaxCompactionLag time.Duration
+	// CleanerBufferBytes bounds the cleaner's key map, as Kafka's
+	// log.cleaner.dedupe.buffer.size does: a log with more distinct keys
+	// to clean than fit is cleaned in several passes. 0: the default.
+	CleanerBufferBytes int64
+}
+
+// CleanupPolicy is cleanup.policy. The zero value is delete.
+type CleanupPolicy int
+
+const (
+	// CleanupDelete deletes whole segments by age and size (retention).
+	CleanupDelete CleanupPolicy = iota
+	// CleanupCompact keeps the last record of each key and never deletes
+	// by age or size.
+	CleanupCompact
+	// CleanupCompactDelete compacts and deletes by age and size.
+	CleanupCompactDelete
+)
+
+// Compacts reports whether the log is compacted.
+func (p CleanupPolicy) Compacts() bool { return p == CleanupCompact || p == CleanupCompactDelete }
+
+// Deletes reports whether retention deletes old segments.
+func (p CleanupPolicy) Deletes() bool { return p == CleanupDelete || p == CleanupCompactDelete }
+
+func (p CleanupPolicy) String() string {
+	switch p {
+	case CleanupDelete:
+		return "delete"
+	case CleanupCompact:
+		return "compact"
+	case CleanupCompactDelete:
+		return "compact,delete"
+	}
+	return fmt.Sprintf("CleanupPolicy(%d)", int(p))
 }
 
 // FlushMode says who waits for fsync.
@@ -60,6 +116,13 @@ const (
 	DefaultRetentionAge       = 7 * 24 * time.Hour
 	DefaultRetentionBytes     = -1
 
+	DefaultDeleteRetention        = 24 * time.Hour
+	DefaultMinCleanableDirtyRatio = 0.5
+	DefaultCleanerBufferBytes     = 128 << 20
+
+	// minCleanerBufferBytes leaves room for a few dozen keys.
+	minCleanerBufferBytes = 1 << 10
+
 	// maxSegmentBytes keeps file positions within the index's 32 bits.
 	maxSegmentBytes = math.MaxInt32
 	// minSegmentBytes leaves room for at least one batch header.
@@ -67,16 +130,22 @@ const (
 )
 
 // DefaultConfig returns the defaults: 1 GiB segments rolled weekly, an index
-// entry every 4 KiB, 7 days' retention, no size limit, and durable appends
-// fsynced before they are acknowledged.
+// entry every 4 KiB, 7 days' retention, no size limit, durable appends
+// fsynced before they are acknowledged, and, for a log that is made
+// compacted, Kafka's cleaner defaults (tombstones kept a day, cleaning
+// at half dirty, no lag, a 128 MiB key map).
 func DefaultConfig() Config {
 	return Config{
-		SegmentBytes:       DefaultSegmentBytes,
-		SegmentAge:         DefaultSegmentAge,
-		IndexIntervalBytes: DefaultIndexIntervalBytes,
-		RetentionAge:       DefaultRetentionAge,
-		RetentionBytes:     DefaultRetentionBytes,
-		Flush:              FlushPolicy{Mode: FlushOnDurable},
+		SegmentBytes:           DefaultSegmentBytes,
+		SegmentAge:             DefaultSegmentAge,
+		IndexIntervalBytes:     DefaultIndexIntervalBytes,
+		RetentionAge:           DefaultRetentionAge,
+		RetentionBytes:         DefaultRetentionBytes,
+		Flush:                  FlushPolicy{Mode: FlushOnDurable},
+		Cleanup:                CleanupDelete,
+		DeleteRetention:        DefaultDeleteRetention,
+		MinCleanableDirtyRatio: DefaultMinCleanableDirtyRatio,
+		CleanerBufferBytes:     DefaultCleanerBufferBytes,
 	}
 }
 
@@ -95,6 +164,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("flush messages %d: must be 0 (off) or positive", c.Flush.Messages)
 	case c.Flush.Interval < 0:
 		return fmt.Errorf("flush interval %v: must be 0 (off) or positive", c.Flush.Interval)
+	case c.Cleanup < CleanupDelete || c.Cleanup > CleanupCompactDelete:
+		return fmt.Errorf("cleanup policy %d: must be CleanupDelete, CleanupCompact or CleanupCompactDelete", int(c.Cleanup))
+	case c.DeleteRetention < 0:
+		return fmt.Errorf("delete retention %v: must be 0 or positive", c.DeleteRetention)
+	case !(c.MinCleanableDirtyRatio >= 0 && c.MinCleanableDirtyRatio <= 1):
+		return fmt.Errorf("min cleanable dirty ratio %v: must be between 0 and 1", c.MinCleanableDirtyRatio)
+	case c.MinCompactionLag < 0:
+		return fmt.Errorf("min compaction lag %v: must be 0 or positive", c.MinCompactionLag)
+	case c.MaxCompactionLag < 0:
+		return fmt.Errorf("max compaction lag %v: must be 0 (no limit) or positive", c.MaxCompactionLag)
+	case c.CleanerBufferBytes != 0 && c.CleanerBufferBytes < minCleanerBufferBytes:
+		return fmt.Errorf("cleaner buffer bytes %d: must be 0 (the default, %d) or at least %d", c.CleanerBufferBytes, DefaultCleanerBufferBytes, minCleanerBufferBytes)
 	}
 	return nil
 }

@@ -31,6 +31,10 @@ type FS interface {
 	// Rename replaces newName with oldName atomically; oldName may be a
 	// directory (newName must not exist then).
 	Rename(oldName, newName string) error
+	// Link gives the file oldName a second name, newName, which must not
+	// exist (a hard link). The cleaner uses it to put a segment in place
+	// while the name it was written under still holds it.
+	Link(oldName, newName string) error
 	// SyncDir makes the directory's entries durable.
 	SyncDir(dir string) error
 }
@@ -83,6 +87,8 @@ func (OSFS) Remove(name string) error { return os.Remove(name) }
 func (OSFS) RemoveAll(path string) error { return os.RemoveAll(path) }
 
 func (OSFS) Rename(oldName, newName string) error { return os.Rename(oldName, newName) }
+
+func (OSFS) Link(oldName, newName string) error { return os.Link(oldName, newName) }
 
 func (OSFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -19,8 +19,9 @@ var ErrCrashed = errors.New("memfs: crashed")
 // entry, what was made durable by SyncDir. Crash stops all further
 // operations; Restart then builds the file system a rebooted machine would
 // see: synced data intact, unsynced appends lost, kept in part, or kept with
-// a torn tail of junk, and unsynced creates, renames and removes either
-// applied or not.
+// a torn tail of junk, and unsynced creates, links, renames and removes
+// either applied or not, each name on its own (so an unsynced rename can
+// lose both names).
 type MemFS struct {
 	mu            sync.Mutex
 	current       map[string]*memNode // the namespace the running process sees
@@ -303,6 +304,27 @@ func (m *MemFS) Rename(oldName, newName string) error {
 		return &fs.PathError{Op: "rename", Path: oldName, Err: fs.ErrNotExist}
 	}
 	delete(m.current, oldName)
+	m.current[newName] = node
+	return nil
+}
+
+func (m *MemFS) Link(oldName, newName string) error {
+	oldName, newName = filepath.Clean(oldName), filepath.Clean(newName)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.beginLocked(); err != nil {
+		return err
+	}
+	node, ok := m.current[oldName]
+	if !ok {
+		return &fs.PathError{Op: "link", Path: oldName, Err: fs.ErrNotExist}
+	}
+	if _, exists := m.current[newName]; exists || m.dirs[newName] {
+		return &fs.PathError{Op: "link", Path: newName, Err: fs.ErrExist}
+	}
+	if !m.dirs[filepath.Dir(newName)] {
+		return &fs.PathError{Op: "link", Path: newName, Err: fs.ErrNotExist}
+	}
 	m.current[newName] = node
 	return nil
 }

@@ -80,6 +80,8 @@ type Log struct {
 	syncStats      syncStats // fsync latencies, for metrics
 	appended       chan struct{}
 	appendedWanted bool
+
+	cleaner cleanerState // compaction; see log_compact.go
 }
 
 // Open opens the log in dir, creating it if needed, and recovers it if it
@@ -113,6 +115,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.durableWrites.cond.L = &l.durableWrites.mu
 	l.lastFlush = l.clock.Now()
 	l.indexIntervalBytes.Store(int64(opts.Config.IndexIntervalBytes))
+	l.setCompacted(opts.Config)
 	if err := l.open(); err != nil {
 		l.closeSegments()
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
@@ -122,6 +125,9 @@ func Open(dir string, opts Options) (*Log, error) {
 
 func (l *Log) open() error {
 	if err := l.fsys.MkdirAll(l.dir); err != nil {
+		return err
+	}
+	if err := l.recoverCleanerFiles(); err != nil {
 		return err
 	}
 	names, err := l.fsys.ReadDir(l.dir)
@@ -176,6 +182,9 @@ func (l *Log) open() error {
 		return err
 	}
 	if err := l.loadHighWatermark(); err != nil {
+		return err
+	}
+	if err := l.loadCleanerCheckpoint(); err != nil {
 		return err
 	}
 	return l.loadLeaderEpochs()
@@ -317,6 +326,7 @@ func (l *Log) SetConfig(c Config) error {
 	defer l.appendMu.Unlock()
 	l.config = c
 	l.indexIntervalBytes.Store(int64(c.IndexIntervalBytes))
+	l.setCompacted(c)
 	return nil
 }
 
@@ -342,6 +352,7 @@ func (l *Log) notifyAppended() {
 // Close flushes the log, writes the clean-shutdown marker and closes the
 // files. A later Open then skips recovery.
 func (l *Log) Close() error {
+	l.cleaner.shutdown() // before appendMu: a clean takes it to finish
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {

@@ -53,7 +53,7 @@ type AppendResult struct {
 // ErrCorruptMessage, ErrInvalidRecord or ErrUnsupportedCompression) and
 // nothing is appended.
 func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
-	_, recordCount, err := ValidateBatches(records)
+	recordCount, err := l.validateAppend(records, opts)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -213,13 +213,15 @@ func (l *Log) countUnflushedLocked(recordCount int, durable bool, now time.Time)
 func (l *Log) appendFromLeaderLocked(records []byte, recordCount int, durable bool, now time.Time) (AppendResult, bool, error) {
 	first := parseBatchHeader(records)
 	end := l.logEndOffset.Load()
-	if first.BaseOffset != end {
+	// A compacted leader's batches may leave gaps (its cleaner removed
+	// what lay between), never overlap.
+	if first.BaseOffset < end {
 		return AppendResult{}, false, fmt.Errorf("%w: the leader's batches start at offset %d, but this log ends at %d", ErrOffsetOutOfRange, first.BaseOffset, end)
 	}
 	var last BatchHeader
 	for at := 0; at < len(records); at += last.Size() {
 		last = parseBatchHeader(records[at:])
-		if last.BaseOffset != end {
+		if last.BaseOffset < end {
 			return AppendResult{}, false, &BatchError{Reason: fmt.Sprintf("the leader's batch at offset %d follows one that ends at %d", last.BaseOffset, end), kind: ErrCorruptMessage}
 		}
 		end = last.LastOffset() + 1

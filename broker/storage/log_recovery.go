@@ -129,9 +129,10 @@ func (l *Log) scanTail(s *segment, start scanStart, fileSize int64, verify bool)
 		if err != nil {
 			return 0, 0, err
 		}
-		// Offsets in a log written by appends are dense. (A compaction
-		// cleaner, when there is one, will have to allow gaps here.)
-		if !h.plausible(position, fileSize) || h.BaseOffset != expected || h.LastOffsetDelta < 0 {
+		// Offsets in a log written by appends are dense; a compacted
+		// follower's may have gaps where the leader's cleaner removed
+		// batches (log_compact.go).
+		if !h.plausible(position, fileSize) || !l.offsetFollows(h.BaseOffset, expected) || h.LastOffsetDelta < 0 {
 			break
 		}
 		if verify {
@@ -166,7 +167,7 @@ func (l *Log) intactBatchAt(s *segment, position, baseOffset, fileSize int64, ch
 	if err != nil {
 		return false, err
 	}
-	if !h.plausible(position, fileSize) || h.BaseOffset != baseOffset {
+	if !h.plausible(position, fileSize) || !l.offsetFollows(h.BaseOffset, baseOffset) {
 		return false, nil
 	}
 	return batchCRCMatches(s.log, position, h, chunk)

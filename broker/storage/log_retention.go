@@ -7,7 +7,9 @@ import (
 
 // Maintain does the log's periodic work, as of the log's clock: an fsync
 // when FlushPolicy.Interval has passed with data unflushed, then retention
-// by time and by size. The broker calls it every few seconds for each log.
+// by time and by size, then, for a compacted log that is dirty enough, a
+// clean in the background (log_compact.go). The broker calls it every few
+// seconds for each log.
 func (l *Log) Maintain() error {
 	l.appendMu.Lock()
 	now := l.clock.Now()
@@ -25,18 +27,23 @@ func (l *Log) Maintain() error {
 		}
 	}
 	_, err := l.EnforceRetention()
+	l.startCleaning()
 	return err
 }
 
 // EnforceRetention deletes the oldest segments that are past the retention
 // age (their newest record is older than RetentionAge) or that the size
 // limit (RetentionBytes) no longer needs, and returns how many it deleted.
-// The active segment is never deleted.
+// The active segment is never deleted, and a log whose cleanup policy is
+// compact alone keeps everything.
 func (l *Log) EnforceRetention() (int, error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
 		return 0, ErrClosed
+	}
+	if !l.config.Cleanup.Deletes() {
+		return 0, nil
 	}
 	nowMillis := l.clock.Now().UnixMilli()
 	segments := l.snapshotSegments()

@@ -46,6 +46,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err := l.truncateProducerSnapshotsLocked(newEnd); err != nil {
 		return 0, l.fail(err)
 	}
+	if err := l.cleanerTruncatedLocked(newEnd); err != nil {
+		return 0, l.fail(err)
+	}
 	if l.epochs.truncateFromEnd(newEnd) {
 		if err := l.writeLeaderEpochsLocked(); err != nil {
 			return 0, l.fail(err)
@@ -201,6 +204,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	// Nothing of the old log is left, so neither is its producers' state:
 	// a snapshot at or below the new start would bring it back.
 	if err := l.truncateProducerSnapshotsLocked(-1); err != nil {
+		return l.fail(err)
+	}
+	if err := l.cleanerTruncatedLocked(offset); err != nil {
 		return l.fail(err)
 	}
 	if err := l.writeLeaderEpochsLocked(); err != nil {
