@@ -2,24 +2,38 @@
 // protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) as a state machine
 // per group, and committed offsets.
 //
-//	        first join                 all members joined,          leader's SyncGroup
-//	Empty ─────────────> Preparing ───── or rebalance timeout ──> Completing ─────────────> Stable
-//	  ^                  Rebalance  <────────────────────────────  Rebalance  <───────────────┘
-//	  └── last member leaves / expires     member joins, leaves, expires, or changes protocols
+//	        first join                 all members joined,          leader's SyncGroup,
+//	Empty ─────────────> Preparing ───── or rebalance timeout ──> Completing ── once written ──> Stable
+//	  ^ │                Rebalance  <────────────────────────────  Rebalance  <───────────────────┘
+//	  │ │                   member joins, leaves, expires, or changes protocols; the write fails
+//	  │ └───── DeleteGroups, or empty past the offsets retention ─────> Dead ── once written ──> gone
+//	  ├── last member leaves / expires                                    │
+//	  └─────────────────────────── the deletion failed to be written ─────┘
 //
 // It opens no sockets and reads time only from its clock: the server calls
 // Tick periodically, and tests move a manual clock and call Tick. Requests
 // that must wait for other members (JoinGroup, SyncGroup) return a channel
 // that receives the answer when it is ready.
 //
-// One mutex, Coordinator.mu, guards every group; offsets have their own
-// store (see offsets.go), which takes no coordinator lock.
+// The Coordinator alone decides which groups exist and what they hold,
+// their committed offsets included; the OffsetStore persists its decisions
+// and replays them at open (offsets.go, records.go). Locks, in the order
+// they are taken: Coordinator.mu (every group), then OffsetStore.queueMu
+// (records queued under Coordinator.mu, so in the order decided). The
+// queue is appended to the log by OffsetStore.flush under
+// OffsetStore.writeMu, which is never taken under Coordinator.mu: no disk
+// write or fsync happens while holding it. A change becomes visible once
+// its records are in the log (and durable, for offsets and deletions); a
+// write that fails is answered with COORDINATOR_NOT_AVAILABLE and logged.
 package group
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -27,6 +41,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kqstack/kqstack/broker/clock"
+	"github.com/kqstack/kqstack/broker/storage"
 )
 
 // State is a group's state, named as Kafka names them.
@@ -137,6 +152,13 @@ type group struct {
 	initialDelay     bool
 	stateChangedTime time.Time
 	lastCommit       time.Time // of any offset; standalone consumers' offsets expire from it
+	// assignmentWrite is the leader's assignment being written while
+	// CompletingRebalance: the members get it once it is in the log.
+	assignmentWrite *pendingWrite
+	// offsets are the committed offsets (see commit.go); inFlight counts,
+	// per partition, the offset writes queued and not yet applied.
+	offsets  map[TopicPartition]offsetEntry
+	inFlight map[TopicPartition]int
 }
 
 // Coordinator runs every group of this broker.
@@ -145,47 +167,88 @@ type Coordinator struct {
 	initialRebalanceDelay time.Duration
 	offsetsRetention      time.Duration
 	offsets               *OffsetStore
-	lastExpiryCheck       time.Time // under mu
+	logger                *slog.Logger
 
-	mu     sync.Mutex
-	groups map[string]*group
+	mu              sync.RWMutex
+	groups          map[string]*group
+	lastExpiryCheck time.Time
+	// background holds the writes queued that no caller waits for (an
+	// emptied group's new generation); unlockAndWrite finishes them.
+	background []backgroundWrite
 }
 
-// NewCoordinator returns a coordinator whose committed offsets live in
-// offsets. initialRebalanceDelay is group.initial.rebalance.delay.ms;
-// offsetsRetention is offsets.retention.minutes.
+type backgroundWrite struct {
+	group string
+	write *pendingWrite
+}
+
+// NewCoordinator returns a coordinator whose groups and committed offsets
+// are those replayed by offsets, where it persists them from then on; a
+// store serves one coordinator. initialRebalanceDelay is
+// group.initial.rebalance.delay.ms; offsetsRetention is
+// offsets.retention.minutes. Failures to write are logged with the store's
+// logger.
 func NewCoordinator(clk clock.Clock, initialRebalanceDelay, offsetsRetention time.Duration, offsets *OffsetStore) *Coordinator {
 	c := &Coordinator{clock: clk, initialRebalanceDelay: initialRebalanceDelay, offsetsRetention: offsetsRetention, offsets: offsets,
-		groups: make(map[string]*group), lastExpiryCheck: clk.Now()}
-	for _, name := range offsets.Groups() {
-		c.groups[name] = c.newGroup(name) // groups with offsets exist, empty
-	}
-	for name, rec := range offsets.GroupRecords() {
-		g, ok := c.groups[name]
-		if !ok {
-			g = c.newGroup(name)
-			c.groups[name] = g
+		logger: offsets.logger, groups: make(map[string]*group), lastExpiryCheck: clk.Now()}
+	for name, stored := range offsets.takeLoaded() {
+		// Groups with offsets or metadata exist, empty. Members rejoin
+		// after a restart; the generation goes on from where it was, so
+		// no old generation is ever valid again.
+		g := c.newGroup(name)
+		g.offsets = stored.offsets
+		if stored.metadata != nil {
+			g.generation, g.protocolType = stored.metadata.Generation, stored.metadata.ProtocolType
 		}
-		// Members rejoin after a restart; the generation goes on from
-		// where it was, so no old generation is ever valid again.
-		g.generation, g.protocolType = rec.Generation, rec.ProtocolType
+		c.groups[name] = g
 	}
 	return c
 }
 
-// recordGroupLocked writes the group's metadata at a new generation.
-func (c *Coordinator) recordGroupLocked(g *group) {
+// recordGroupLocked queues the group's metadata, as of now, for the log.
+func (c *Coordinator) recordGroupLocked(g *group, now time.Time) *pendingWrite {
 	rec := GroupRecord{ProtocolType: g.protocolType, Generation: g.generation, Protocol: g.protocol, Leader: g.leader}
 	for _, m := range g.members {
 		rec.Members = append(rec.Members, MemberRecord{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
 			SessionTimeout: m.sessionTimeout, RebalanceTimeout: m.rebalanceTimeout, Subscription: m.metadataFor(g.protocol), Assignment: m.assignment})
 	}
 	sort.Slice(rec.Members, func(i, j int) bool { return rec.Members[i].MemberID < rec.Members[j].MemberID })
-	_ = c.offsets.WriteGroup(g.name, &rec) // best effort: see WriteGroup
+	// Not fsynced on its own: a lost record only means the group starts
+	// from an older generation after a crash; the next durable write of
+	// the log (any commit) makes it durable too.
+	return c.offsets.enqueue([]record{groupMetadataRecord(g.name, &rec, now.UnixMilli())}, now.UnixMilli(), false)
+}
+
+// unlockAndWrite releases c.mu, then appends what was queued under it and
+// waits for the writes no caller waits for, logging their failures.
+func (c *Coordinator) unlockAndWrite() error {
+	background := c.background
+	c.background = nil
+	c.mu.Unlock()
+	c.offsets.flush()
+	var errs []error
+	for _, b := range background {
+		if err := c.offsets.durable(b.write); err != nil {
+			c.logWriteFailure("group metadata not written; after a restart the group starts from an older generation", b.group, err)
+			errs = append(errs, fmt.Errorf("%w: writing the metadata of group %q: %v", kerr.CoordinatorNotAvailable, b.group, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// logWriteFailure logs a failed write of the offsets log; one that failed
+// because the broker is closing it is no error.
+func (c *Coordinator) logWriteFailure(msg, group string, err error) {
+	level := slog.LevelError
+	if errors.Is(err, storage.ErrClosed) {
+		level = slog.LevelWarn
+	}
+	c.logger.Log(context.Background(), level, msg, "group", group, "err", err)
 }
 
 func (c *Coordinator) newGroup(name string) *group {
-	return &group{name: name, state: StateEmpty, members: make(map[string]*member), pending: make(map[string]time.Time), stateChangedTime: c.clock.Now()}
+	return &group{name: name, state: StateEmpty, members: make(map[string]*member), pending: make(map[string]time.Time), stateChangedTime: c.clock.Now(),
+		offsets: make(map[TopicPartition]offsetEntry), inFlight: make(map[TopicPartition]int)}
 }
 
 func newMemberID(clientID string) string {
@@ -219,7 +282,7 @@ func (c *Coordinator) Join(req JoinRequest) <-chan JoinResult {
 	}
 	now := c.clock.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlockAndWrite() // its failures are logged; the join goes on
 	g, ok := c.groups[req.Group]
 	if !ok {
 		g = c.newGroup(req.Group)
@@ -368,6 +431,7 @@ func (c *Coordinator) prepareRebalanceLocked(g *group, now time.Time, newMember 
 		return
 	}
 	wasEmpty := g.state == StateEmpty
+	g.assignmentWrite = nil // an assignment being written is for the generation that ends
 	for _, m := range g.members {
 		if m.syncWaiter != nil {
 			m.syncWaiter <- SyncResult{Err: kerr.RebalanceInProgress}
@@ -429,7 +493,7 @@ func (c *Coordinator) maybeCompleteJoinLocked(g *group, now time.Time) {
 	if len(g.members) == 0 {
 		g.protocol, g.leader = "", ""
 		g.setState(StateEmpty, now)
-		c.recordGroupLocked(g)
+		c.background = append(c.background, backgroundWrite{group: g.name, write: c.recordGroupLocked(g, now)})
 		return
 	}
 	g.protocol = g.selectProtocol()
@@ -524,20 +588,39 @@ func (m *member) metadataFor(protocol string) []byte {
 }
 
 // Sync handles SyncGroup. Followers that arrive before the leader wait for
-// its assignments.
+// its assignments. The leader's assignments are written to the offsets log
+// (outside the lock) before anyone gets them; if that fails, every member
+// waiting gets COORDINATOR_NOT_AVAILABLE and the group rebalances, as
+// Kafka's does.
 func (c *Coordinator) Sync(req SyncRequest) <-chan SyncResult {
 	answer := make(chan SyncResult, 1)
-	now := c.clock.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	g, write := c.syncLocked(req, answer, c.clock.Now())
+	_ = c.unlockAndWrite() // logs its failures
+	if write == nil {
+		return answer
+	}
+	err := c.offsets.durable(write)
+	if err != nil {
+		c.logWriteFailure("the group's assignment was not written; its members rebalance", g.name, err)
+	}
+	c.mu.Lock()
+	c.assignmentWrittenLocked(g, write, err, c.clock.Now())
+	_ = c.unlockAndWrite()
+	return answer
+}
+
+// syncLocked answers a SyncGroup, or registers it to be answered. It
+// returns the leader's assignment write, queued, when this is the leader's.
+func (c *Coordinator) syncLocked(req SyncRequest, answer chan SyncResult, now time.Time) (*group, *pendingWrite) {
 	g, m, err := c.memberLocked(req.Group, req.MemberID, req.InstanceID, req.Generation)
 	if err != nil {
 		answer <- SyncResult{Err: err}
-		return answer
+		return nil, nil
 	}
 	if (req.ProtocolType != nil && *req.ProtocolType != g.protocolType) || (req.Protocol != nil && *req.Protocol != g.protocol) {
 		answer <- SyncResult{Err: kerr.InconsistentGroupProtocol}
-		return answer
+		return nil, nil
 	}
 	switch g.state {
 	case StatePreparingRebalance:
@@ -547,23 +630,45 @@ func (c *Coordinator) Sync(req SyncRequest) <-chan SyncResult {
 	case StateCompletingRebalance:
 		m.lastHeartbeat = now
 		m.syncWaiter = answer
-		if m.id == g.leader {
+		if m.id == g.leader && g.assignmentWrite == nil {
 			for id, other := range g.members {
 				other.assignment = req.Assignments[id]
 			}
-			g.setState(StateStable, now)
-			c.recordGroupLocked(g)
-			for _, other := range g.members {
-				if other.syncWaiter != nil {
-					other.syncWaiter <- SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: other.assignment}
-					other.syncWaiter = nil
-				}
-			}
+			g.assignmentWrite = c.recordGroupLocked(g, now)
+			return g, g.assignmentWrite
 		}
 	default:
 		answer <- SyncResult{Err: kerr.UnknownMemberID}
 	}
-	return answer
+	return nil, nil
+}
+
+// assignmentWrittenLocked ends a leader's SyncGroup once its assignment is
+// written (err nil) or failed to be, unless the group moved on meanwhile.
+func (c *Coordinator) assignmentWrittenLocked(g *group, write *pendingWrite, err error, now time.Time) {
+	if c.groups[g.name] != g || g.assignmentWrite != write || g.state != StateCompletingRebalance {
+		return
+	}
+	g.assignmentWrite = nil
+	if err != nil {
+		err = fmt.Errorf("%w: writing the assignment of group %q: %v", kerr.CoordinatorNotAvailable, g.name, err)
+		for _, m := range g.members {
+			m.assignment = nil
+			if m.syncWaiter != nil {
+				m.syncWaiter <- SyncResult{Err: err}
+				m.syncWaiter = nil
+			}
+		}
+		c.prepareRebalanceLocked(g, now, false)
+		return
+	}
+	g.setState(StateStable, now)
+	for _, m := range g.members {
+		if m.syncWaiter != nil {
+			m.syncWaiter <- SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: m.assignment}
+			m.syncWaiter = nil
+		}
+	}
 }
 
 // memberLocked finds a member of a group for Sync and Heartbeat, checking
@@ -621,7 +726,7 @@ type LeaveMember struct {
 func (c *Coordinator) Leave(groupID string, leaving []LeaveMember) ([]error, error) {
 	now := c.clock.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlockAndWrite() // its failures are logged; the members left
 	g, ok := c.groups[groupID]
 	if !ok || g.state == StateDead {
 		return nil, fmt.Errorf("%w: group %q has no members", kerr.UnknownMemberID, groupID)
@@ -680,42 +785,38 @@ const expiryCheckInterval = time.Minute
 
 // Tick does the time-driven work as of the coordinator's clock: it ends
 // join phases whose deadline passed, removes members whose session
-// expired, and (once a minute) deletes the offsets of groups that stayed
-// empty for the offsets retention (KIP-211). The server calls it every
-// hundred milliseconds or so.
-func (c *Coordinator) Tick() {
+// expired, and (once a minute) deletes the groups that stayed empty, with
+// no commit, for the offsets retention, with their offsets (KIP-211). The
+// server calls it every hundred milliseconds or so. A group whose deletion
+// fails to be written stays, offsets and all, for the next check; the
+// error is logged and returned.
+func (c *Coordinator) Tick() error {
 	now := c.clock.Now()
 	c.mu.Lock()
 	c.tickLocked(now)
-	var expired []string
+	var expired []*deletion
 	if now.Sub(c.lastExpiryCheck) >= expiryCheckInterval {
 		c.lastExpiryCheck = now
-		expired = c.expiredGroupsLocked(now)
+		for _, g := range c.groups {
+			if g.state == StateEmpty && now.Sub(g.idleSince()) > c.offsetsRetention {
+				expired = append(expired, c.deleteGroupLocked(g, now))
+			}
+		}
 	}
-	c.mu.Unlock()
-	for _, name := range expired {
-		_ = c.offsets.DeleteGroup(name) // a failure leaves them for the next check
+	errs := []error{c.unlockAndWrite()}
+	for _, d := range expired {
+		errs = append(errs, c.finishDeletion(d))
 	}
+	return errors.Join(errs...)
 }
 
-// expiredGroupsLocked removes groups that have been empty, with no commit,
-// for the offsets retention, and returns their names.
-func (c *Coordinator) expiredGroupsLocked(now time.Time) []string {
-	var expired []string
-	for name, g := range c.groups {
-		if g.state != StateEmpty {
-			continue
-		}
-		idleSince := g.stateChangedTime
-		if g.lastCommit.After(idleSince) {
-			idleSince = g.lastCommit
-		}
-		if now.Sub(idleSince) > c.offsetsRetention {
-			delete(c.groups, name)
-			expired = append(expired, name)
-		}
+// idleSince is when an empty group last changed state or had an offset
+// committed.
+func (g *group) idleSince() time.Time {
+	if g.lastCommit.After(g.stateChangedTime) {
+		return g.lastCommit
 	}
-	return expired
+	return g.stateChangedTime
 }
 
 func (c *Coordinator) tickLocked(now time.Time) {
@@ -761,8 +862,8 @@ type MemberDescription struct {
 // Describe describes a group; ok is false when the coordinator does not
 // know it.
 func (c *Coordinator) Describe(groupID string) (GroupDescription, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	g, ok := c.groups[groupID]
 	if !ok {
 		return GroupDescription{Group: groupID, State: StateDead}, false
@@ -785,8 +886,8 @@ type GroupListing struct {
 
 // List lists the groups, optionally only those in the given states.
 func (c *Coordinator) List(states []string) []GroupListing {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	var out []GroupListing
 	for _, g := range c.groups {
 		if g.state == StateDead || (len(states) > 0 && !containsString(states, string(g.state))) {
@@ -796,21 +897,4 @@ func (c *Coordinator) List(states []string) []GroupListing {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	return out
-}
-
-// Delete deletes empty groups and their committed offsets (DeleteGroups).
-func (c *Coordinator) Delete(groupID string) error {
-	c.mu.Lock()
-	g, ok := c.groups[groupID]
-	if !ok || g.state == StateDead {
-		c.mu.Unlock()
-		return fmt.Errorf("%w: group %q does not exist", kerr.GroupIDNotFound, groupID)
-	}
-	if g.state != StateEmpty {
-		c.mu.Unlock()
-		return fmt.Errorf("%w: group %q has members; stop its consumers first", kerr.NonEmptyGroup, groupID)
-	}
-	delete(c.groups, groupID)
-	c.mu.Unlock()
-	return c.offsets.DeleteGroup(groupID)
 }

@@ -1,9 +1,11 @@
 package group
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,25 +21,51 @@ type harness struct {
 	leader string // set by stableGroup
 	t      *testing.T
 	clock  *clock.Manual
+	fs     storage.FS // nil: the OS's, in dir
 	dir    string
+	logs   *logBuffer
 	c      *Coordinator
 	store  *OffsetStore
 }
 
 func newHarness(t *testing.T, initialDelay time.Duration) *harness {
-	h := &harness{t: t, clock: clock.NewManual(start), dir: t.TempDir()}
+	return newHarnessOn(t, nil, t.TempDir(), initialDelay)
+}
+
+// newHarnessOn opens the coordinator on fsys (MemFS for crash and failure
+// tests), in dir.
+func newHarnessOn(t *testing.T, fsys storage.FS, dir string, initialDelay time.Duration) *harness {
+	h := &harness{t: t, clock: clock.NewManual(start), fs: fsys, dir: dir, logs: &logBuffer{}}
 	h.open(initialDelay)
 	t.Cleanup(func() { h.store.Close() })
 	return h
 }
 
 func (h *harness) open(initialDelay time.Duration) {
-	store, err := OpenOffsetStore(h.dir, storage.Options{Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	store, err := OpenOffsetStore(h.dir, storage.Options{FS: h.fs, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(h.logs, nil))})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.store = store
 	h.c = NewCoordinator(h.clock, initialDelay, 24*time.Hour, store)
+}
+
+// logBuffer collects what the coordinator and the log write to the logger.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func joinReq(memberID string) JoinRequest {
@@ -85,6 +113,31 @@ func waiting[T any](t *testing.T, ch <-chan T) {
 // generation; then the leader assigns.
 func (h *harness) stableGroup(n int) ([]string, int32) {
 	h.t.Helper()
+	ids, generation := h.joinedGroup(n)
+	assignments := map[string][]byte{}
+	for _, id := range ids {
+		assignments[id] = []byte("assigned-" + id)
+	}
+	var syncs []<-chan SyncResult
+	for _, id := range ids {
+		req := SyncRequest{Group: "g", MemberID: id, Generation: generation}
+		if id == h.leader {
+			req.Assignments = assignments
+		}
+		syncs = append(syncs, h.c.Sync(req))
+	}
+	for i, ch := range syncs {
+		if r := ready(h.t, ch); r.Err != nil || string(r.Assignment) != "assigned-"+ids[i] {
+			h.t.Fatalf("sync of %s: %+v", ids[i], r)
+		}
+	}
+	return ids, generation
+}
+
+// joinedGroup has n members join one generation and returns their ids and
+// the generation; the group then awaits the leader's SyncGroup.
+func (h *harness) joinedGroup(n int) ([]string, int32) {
+	h.t.Helper()
 	ids := make([]string, n)
 	answers := make([]<-chan JoinResult, n)
 	for i := range ids {
@@ -117,26 +170,8 @@ func (h *harness) stableGroup(n int) ([]string, int32) {
 			}
 		}
 	}
-	generation, leader := results[0].Generation, results[0].LeaderID
-	h.leader = leader
-	assignments := map[string][]byte{}
-	for _, id := range ids {
-		assignments[id] = []byte("assigned-" + id)
-	}
-	var syncs []<-chan SyncResult
-	for _, id := range ids {
-		req := SyncRequest{Group: "g", MemberID: id, Generation: generation}
-		if id == leader {
-			req.Assignments = assignments
-		}
-		syncs = append(syncs, h.c.Sync(req))
-	}
-	for i, ch := range syncs {
-		if r := ready(h.t, ch); r.Err != nil || string(r.Assignment) != "assigned-"+ids[i] {
-			h.t.Fatalf("sync of %s: %+v", ids[i], r)
-		}
-	}
-	return ids, generation
+	h.leader = results[0].LeaderID
+	return ids, results[0].Generation
 }
 
 func TestJoinSyncAndLeader(t *testing.T) {

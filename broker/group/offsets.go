@@ -1,80 +1,60 @@
 package group
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/crc32"
+	"log/slog"
 	"sort"
 	"sync"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
-// TopicPartition names a partition.
-type TopicPartition struct {
-	Topic     string
-	Partition int32
-}
-
-// Offset is a committed offset.
-type Offset struct {
-	Offset          int64
-	LeaderEpoch     int32
-	Metadata        string
-	CommitTimestamp int64
-}
-
-// OffsetStore keeps committed offsets in memory and in an internal log,
-// __consumer_offsets, in Kafka's own record format: the key is an
-// OffsetCommitKey (version 1: group, topic, partition), the value an
-// OffsetCommitValue (version 3), a null value deletes. Tools that read that
-// topic directly understand it. A commit is acknowledged once its batch is
-// durable under the log's flush policy. At start the log is replayed; the
-// last record of each key wins.
+// OffsetStore persists what the coordinator decides: committed offsets and
+// group metadata, in an internal log, __consumer_offsets, in Kafka's own
+// record format (see records.go). It keeps no state of its own: the log is
+// replayed at open and handed to the coordinator once (NewCoordinator),
+// which from then on alone knows which groups exist and what they hold.
+//
+// Writes are queued by the coordinator under its lock, so they are in the
+// order it decided them, and appended after it lets go of the lock: by
+// flush, in queue order, several queued batches in one append. A caller
+// then waits for its batch: appended, and durable when it asked for it.
 type OffsetStore struct {
-	log   *storage.Log
-	clock clock.Clock
-	// writeMu orders appends against Compact, which must see every
-	// appended record in the log.
-	writeMu sync.Mutex
+	log    *storage.Log
+	clock  clock.Clock
+	logger *slog.Logger
 
-	mu     sync.RWMutex
-	groups map[string]map[TopicPartition]offsetEntry
-	// metadata is the last group metadata record of each group.
-	metadata map[string]GroupRecord
+	// queueMu guards queue and loaded. It is taken under Coordinator.mu
+	// and holds no other lock.
+	queueMu sync.Mutex
+	queue   []*pendingWrite
+	loaded  map[string]*storedGroup // replayed at open, until the coordinator takes it
+	taken   bool
+
+	// writeMu is held by whoever appends the queue, and by Compact, which
+	// must see every appended record in the log. It is never taken under
+	// Coordinator.mu, so no disk write or fsync happens under that lock.
+	writeMu   sync.Mutex
+	liveBytes int64 // under writeMu: the live records' size at open or at the last compaction
 }
 
-// GroupRecord is a group's metadata as the offsets log keeps it (Kafka's
-// GroupMetadataValue), written at each new generation.
-type GroupRecord struct {
-	ProtocolType string
-	Generation   int32
-	Protocol     string
-	Leader       string
-	Members      []MemberRecord
+// storedGroup is a group as the log holds it.
+type storedGroup struct {
+	offsets  map[TopicPartition]offsetEntry
+	metadata *GroupRecord
 }
 
-// MemberRecord is one member in a GroupRecord.
-type MemberRecord struct {
-	MemberID         string
-	InstanceID       *string
-	ClientID         string
-	ClientHost       string
-	SessionTimeout   time.Duration
-	RebalanceTimeout time.Duration
-	Subscription     []byte
-	Assignment       []byte
-}
+// pendingWrite is one batch of records queued for the log.
+type pendingWrite struct {
+	batch   []byte
+	records int
+	durable bool
 
-type offsetEntry struct {
-	Offset
-	logOffset int64 // where the commit is in the log: a later one wins
+	done       chan struct{} // closed once appended, or failed
+	err        error
+	baseOffset int64 // of the first record
+	durableAt  int64 // for WaitDurable; 0 when no fsync is needed
 }
 
 // OpenOffsetStore opens (or creates) the offsets log in dir and replays it.
@@ -83,15 +63,20 @@ func OpenOffsetStore(dir string, opts storage.Options) (*OffsetStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	clk := opts.Clock
-	if clk == nil {
-		clk = clock.System{}
+	s := &OffsetStore{log: log, clock: opts.Clock, logger: opts.Logger}
+	if s.clock == nil {
+		s.clock = clock.System{}
 	}
-	s := &OffsetStore{log: log, clock: clk, groups: make(map[string]map[TopicPartition]offsetEntry), metadata: make(map[string]GroupRecord)}
-	if err := s.replay(); err != nil {
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	live, err := s.liveRecords(log.HighWatermark())
+	if err != nil {
 		_ = log.Close()
 		return nil, fmt.Errorf("replaying %s: %w", dir, err)
 	}
+	s.loaded = loadGroups(live)
+	s.liveBytes = live.size()
 	return s, nil
 }
 
@@ -101,469 +86,142 @@ func (s *OffsetStore) Close() error { return s.log.Close() }
 // Log is the offsets log, for maintenance.
 func (s *OffsetStore) Log() *storage.Log { return s.log }
 
-func (s *OffsetStore) replay() error {
-	return s.replayInto(s.log.HighWatermark())
+// takeLoaded hands the replayed groups to the coordinator, once.
+func (s *OffsetStore) takeLoaded() map[string]*storedGroup {
+	s.queueMu.Lock()
+	defer s.queueMu.Unlock()
+	if s.taken {
+		panic("group: the offsets store already has a coordinator; open the store again for another")
+	}
+	loaded := s.loaded
+	s.loaded, s.taken = nil, true
+	return loaded
 }
 
-// replayInto applies the log from its start up to end.
-func (s *OffsetStore) replayInto(end int64) error {
-	for offset := s.log.LogStartOffset(); offset < end; {
-		data, err := s.log.Read(offset, 1<<20)
-		if err != nil {
-			return err
-		}
-		for len(data) > 0 {
-			var batch kmsg.RecordBatch
-			if err := batch.ReadFrom(data); err != nil {
-				return err
-			}
-			size := 12 + int(batch.Length)
-			records, err := readRecords(batch.Records, int(batch.NumRecords))
-			if err != nil {
-				return err
-			}
-			for _, r := range records {
-				s.applyRecord(r, batch.FirstOffset+int64(r.OffsetDelta))
-			}
-			offset = batch.FirstOffset + int64(batch.LastOffsetDelta) + 1
-			data = data[size:]
-		}
-	}
-	return nil
+// enqueue queues a batch of records. The coordinator calls it under its
+// lock; the batch is appended by the next flush.
+func (s *OffsetStore) enqueue(records []record, timestamp int64, durable bool) *pendingWrite {
+	w := &pendingWrite{batch: encodeBatch(records, timestamp), records: len(records), durable: durable, done: make(chan struct{})}
+	s.queueMu.Lock()
+	s.queue = append(s.queue, w)
+	s.queueMu.Unlock()
+	return w
 }
 
-func readRecords(b []byte, n int) ([]kmsg.Record, error) {
-	records := make([]kmsg.Record, 0, n)
-	for i := 0; i < n; i++ {
-		length, used := binary.Varint(b)
-		if used <= 0 || length < 0 || int64(len(b)-used) < length {
-			return nil, errors.New("damaged record in the offsets log")
-		}
-		var r kmsg.Record
-		if err := r.ReadFrom(b[:used+int(length)]); err != nil {
-			return nil, err
-		}
-		records = append(records, r)
-		b = b[used+int(length):]
-	}
-	return records, nil
-}
-
-// applyRecord applies one record of the offsets log; other record kinds
-// (group metadata) are skipped.
-func (s *OffsetStore) applyRecord(r kmsg.Record, logOffset int64) {
-	if len(r.Key) < 2 {
-		return
-	}
-	version := int16(binary.BigEndian.Uint16(r.Key))
-	if version == 2 {
-		s.applyGroupRecord(r)
-		return
-	}
-	if version > 2 {
-		return
-	}
-	var key kmsg.OffsetCommitKey
-	if err := key.ReadFrom(r.Key); err != nil {
-		return
-	}
-	tp := TopicPartition{Topic: key.Topic, Partition: key.Partition}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.Value == nil {
-		delete(s.groups[key.Group], tp)
-		if len(s.groups[key.Group]) == 0 {
-			delete(s.groups, key.Group)
-		}
-		return
-	}
-	var value kmsg.OffsetCommitValue
-	if err := value.ReadFrom(r.Value); err != nil {
-		return
-	}
-	s.setLocked(key.Group, tp, offsetEntry{Offset: Offset{Offset: value.Offset, LeaderEpoch: value.LeaderEpoch, Metadata: value.Metadata, CommitTimestamp: value.CommitTimestamp}, logOffset: logOffset})
-}
-
-func (s *OffsetStore) applyGroupRecord(r kmsg.Record) {
-	var key kmsg.GroupMetadataKey
-	if err := key.ReadFrom(r.Key); err != nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.Value == nil {
-		delete(s.metadata, key.Group)
-		return
-	}
-	var value kmsg.GroupMetadataValue
-	if err := value.ReadFrom(r.Value); err != nil {
-		return
-	}
-	rec := GroupRecord{ProtocolType: value.ProtocolType, Generation: value.Generation}
-	if value.Protocol != nil {
-		rec.Protocol = *value.Protocol
-	}
-	if value.Leader != nil {
-		rec.Leader = *value.Leader
-	}
-	for _, m := range value.Members {
-		rec.Members = append(rec.Members, MemberRecord{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost,
-			SessionTimeout: time.Duration(m.SessionTimeoutMillis) * time.Millisecond, RebalanceTimeout: time.Duration(m.RebalanceTimeoutMillis) * time.Millisecond,
-			Subscription: m.Subscription, Assignment: m.Assignment})
-	}
-	s.metadata[key.Group] = rec
-}
-
-// GroupRecords returns the last metadata record of every group.
-func (s *OffsetStore) GroupRecords() map[string]GroupRecord {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make(map[string]GroupRecord, len(s.metadata))
-	for name, rec := range s.metadata {
-		out[name] = rec
-	}
-	return out
-}
-
-// WriteGroup appends a group's metadata (nil: delete it) without waiting
-// for an fsync: it records the generation for tools and restarts, and a
-// lost record only means the group starts from an older generation.
-func (s *OffsetStore) WriteGroup(name string, rec *GroupRecord) error {
-	key := kmsg.GroupMetadataKey{Version: 2, Group: name}
-	r := kmsg.Record{Key: key.AppendTo(nil)}
-	now := s.clock.Now().UnixMilli()
-	if rec != nil {
-		value := kmsg.NewGroupMetadataValue()
-		value.Version, value.ProtocolType, value.Generation, value.CurrentStateTimestamp = 3, rec.ProtocolType, rec.Generation, now
-		value.Protocol, value.Leader = &rec.Protocol, &rec.Leader
-		for _, m := range rec.Members {
-			member := kmsg.NewGroupMetadataValueMember()
-			member.MemberID, member.InstanceID, member.ClientID, member.ClientHost = m.MemberID, m.InstanceID, m.ClientID, m.ClientHost
-			member.SessionTimeoutMillis, member.RebalanceTimeoutMillis = int32(m.SessionTimeout.Milliseconds()), int32(m.RebalanceTimeout.Milliseconds())
-			member.Subscription, member.Assignment = m.Subscription, m.Assignment
-			value.Members = append(value.Members, member)
-		}
-		r.Value = value.AppendTo(nil)
+// flush appends every queued batch, in queue order, with one append. A
+// batch queued before flush is called is appended when flush returns (by
+// this call or by the one under way).
+func (s *OffsetStore) flush() {
+	s.queueMu.Lock()
+	empty := len(s.queue) == 0
+	s.queueMu.Unlock()
+	if empty {
+		return // a batch taken by a flush under way: its owner waits on done
 	}
 	s.writeMu.Lock()
-	_, err := s.log.Append(encodeBatch([]kmsg.Record{r}, now), storage.AppendOptions{})
-	s.writeMu.Unlock()
-	if err != nil {
+	defer s.writeMu.Unlock()
+	s.queueMu.Lock()
+	writes := s.queue
+	s.queue = nil
+	s.queueMu.Unlock()
+	if len(writes) == 0 {
+		return
+	}
+	var batches []byte
+	durable := false
+	for _, w := range writes {
+		batches = append(batches, w.batch...)
+		durable = durable || w.durable
+	}
+	// Durability is waited for by each caller, outside every lock, and
+	// shared (group commit).
+	result, err := s.log.Append(batches, storage.AppendOptions{Durable: durable, DeferDurability: true})
+	offset := result.BaseOffset
+	for _, w := range writes {
+		w.err, w.baseOffset = err, offset
+		if w.durable || !durable {
+			// A write that did not ask for an fsync waits for one only
+			// when the flush policy wants it now and no durable write of
+			// this append will run it.
+			w.durableAt = result.DurableAt
+		}
+		w.batch = nil
+		offset += int64(w.records)
+		close(w.done)
+	}
+}
+
+// appended waits until w is in the log.
+func (s *OffsetStore) appended(w *pendingWrite) error {
+	<-w.done
+	return w.err
+}
+
+// durable waits until w is in the log and, if it asked for it or the flush
+// policy wants an fsync now, durable.
+func (s *OffsetStore) durable(w *pendingWrite) error {
+	if err := s.appended(w); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rec == nil {
-		delete(s.metadata, name)
-	} else {
-		s.metadata[name] = *rec
+	if w.durableAt > 0 {
+		return s.log.WaitDurable(w.durableAt)
 	}
 	return nil
-}
-
-func (s *OffsetStore) setLocked(group string, tp TopicPartition, e offsetEntry) {
-	offsets := s.groups[group]
-	if offsets == nil {
-		offsets = make(map[TopicPartition]offsetEntry)
-		s.groups[group] = offsets
-	}
-	if current, ok := offsets[tp]; ok && current.logOffset > e.logOffset {
-		return // a later commit is already applied
-	}
-	offsets[tp] = e
-}
-
-// commit writes offsets (nil entries delete) durably, then applies them.
-func (s *OffsetStore) commit(group string, offsets map[TopicPartition]*Offset) error {
-	finish, err := s.write(group, offsets)
-	if err != nil {
-		return err
-	}
-	return finish()
-}
-
-// write appends offsets (nil entries delete) to the log and returns the
-// step that waits until they are durable and then applies them. Callers
-// may append more meanwhile; the fsync is shared.
-func (s *OffsetStore) write(group string, offsets map[TopicPartition]*Offset) (func() error, error) {
-	if len(offsets) == 0 {
-		return func() error { return nil }, nil
-	}
-	now := s.clock.Now().UnixMilli()
-	keys := make([]TopicPartition, 0, len(offsets))
-	for tp := range offsets {
-		keys = append(keys, tp)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		return keys[i].Topic < keys[j].Topic || (keys[i].Topic == keys[j].Topic && keys[i].Partition < keys[j].Partition)
-	})
-	records := make([]kmsg.Record, 0, len(keys))
-	for _, tp := range keys {
-		key := kmsg.OffsetCommitKey{Version: 1, Group: group, Topic: tp.Topic, Partition: tp.Partition}
-		r := kmsg.Record{Key: key.AppendTo(nil)}
-		if o := offsets[tp]; o != nil {
-			value := kmsg.NewOffsetCommitValue()
-			value.Version, value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp = 3, o.Offset, o.LeaderEpoch, o.Metadata, now
-			r.Value = value.AppendTo(nil)
-		}
-		records = append(records, r)
-	}
-	s.writeMu.Lock()
-	result, err := s.log.Append(encodeBatch(records, now), storage.AppendOptions{Durable: true, DeferDurability: true})
-	s.writeMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("%w: writing committed offsets: %v", kerr.CoordinatorNotAvailable, err)
-	}
-	return func() error {
-		if result.DurableAt > 0 {
-			if err := s.log.WaitDurable(result.DurableAt); err != nil {
-				return fmt.Errorf("%w: making committed offsets durable: %v", kerr.CoordinatorNotAvailable, err)
-			}
-		}
-		s.apply(group, keys, offsets, result.BaseOffset, now)
-		return nil
-	}, nil
-}
-
-// apply records written offsets in memory; a later commit of the same
-// partition wins even when applied first.
-func (s *OffsetStore) apply(group string, keys []TopicPartition, offsets map[TopicPartition]*Offset, baseOffset, now int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, tp := range keys {
-		if o := offsets[tp]; o != nil {
-			o.CommitTimestamp = now
-			s.setLocked(group, tp, offsetEntry{Offset: *o, logOffset: baseOffset + int64(i)})
-		} else {
-			delete(s.groups[group], tp)
-		}
-	}
-	if len(s.groups[group]) == 0 {
-		delete(s.groups, group)
-	}
 }
 
 // compactionMinBytes: the log is not compacted below this size.
 const compactionMinBytes = 64 << 20
 
 // MaybeCompact compacts the log once it is large and mostly superseded
-// records.
+// records: at least four times what was live at open or at the last
+// compaction.
 func (s *OffsetStore) MaybeCompact() error {
-	s.mu.RLock()
-	live := len(s.metadata)
-	for _, offsets := range s.groups {
-		live += len(offsets)
-	}
-	s.mu.RUnlock()
-	if size := s.log.Size(); size < compactionMinBytes || int64(live)*256 > size/4 {
+	s.writeMu.Lock()
+	live := s.liveBytes
+	s.writeMu.Unlock()
+	if size := s.log.Size(); size < compactionMinBytes || size < 4*live {
 		return nil
 	}
 	return s.Compact()
 }
 
-// Compact rewrites the live records (the last one of each key) at the end
-// of the log, durably, then moves the log start to them so that the
-// segments before are deleted. It reads the state from the log itself,
-// holding writes back meanwhile: a commit appended but not yet applied in
-// memory is in the log and so in the rewrite.
+// Compact rewrites the live records (the last one of each key, as it was
+// written: group metadata with its members, offsets with their commit
+// time) at the end of the log, durably, in the order they were written,
+// then moves the log start to them so that the segments before are
+// deleted. It reads them from the log itself, holding appends back
+// meanwhile: a batch appended but not yet durable is in the rewrite.
 func (s *OffsetStore) Compact() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	fresh := &OffsetStore{log: s.log, clock: s.clock, groups: make(map[string]map[TopicPartition]offsetEntry), metadata: make(map[string]GroupRecord)}
-	if err := fresh.replayInto(s.log.HighWatermark()); err != nil {
+	live, err := s.liveRecords(s.log.HighWatermark())
+	if err != nil {
 		return err
 	}
+	records := make([]liveRecord, 0, len(live))
+	for _, r := range live {
+		records = append(records, r)
+	}
+	sort.Slice(records, func(i, j int) bool { return records[i].logOffset < records[j].logOffset })
 	now := s.clock.Now().UnixMilli()
-	var records []kmsg.Record
-	for name, rec := range fresh.metadata {
-		key := kmsg.GroupMetadataKey{Version: 2, Group: name}
-		value := kmsg.NewGroupMetadataValue()
-		value.Version, value.ProtocolType, value.Generation, value.CurrentStateTimestamp = 3, rec.ProtocolType, rec.Generation, now
-		value.Protocol, value.Leader = &rec.Protocol, &rec.Leader
-		records = append(records, kmsg.Record{Key: key.AppendTo(nil), Value: value.AppendTo(nil)})
-	}
-	for name, offsets := range fresh.groups {
-		for tp, e := range offsets {
-			key := kmsg.OffsetCommitKey{Version: 1, Group: name, Topic: tp.Topic, Partition: tp.Partition}
-			value := kmsg.NewOffsetCommitValue()
-			value.Version, value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp = 3, e.Offset.Offset, e.LeaderEpoch, e.Metadata, e.CommitTimestamp
-			records = append(records, kmsg.Record{Key: key.AppendTo(nil), Value: value.AppendTo(nil)})
-		}
-	}
 	start := s.log.LogEndOffset()
+	var written int64
 	for len(records) > 0 {
 		n := min(len(records), 1000)
-		if _, err := s.log.Append(encodeBatch(records[:n], now), storage.AppendOptions{Durable: true}); err != nil {
+		batch := make([]record, n)
+		for i, r := range records[:n] {
+			batch[i] = record{key: r.key, value: r.value}
+		}
+		encoded := encodeBatch(batch, now)
+		written += int64(len(encoded))
+		if _, err := s.log.Append(encoded, storage.AppendOptions{Durable: true}); err != nil {
 			return err
 		}
 		records = records[n:]
 	}
-	_, err := s.log.DeleteRecords(start)
-	return err
-}
-
-// encodeBatch encodes records as one uncompressed magic-v2 batch with kmsg.
-func encodeBatch(records []kmsg.Record, timestamp int64) []byte {
-	var body []byte
-	for i := range records {
-		r := &records[i]
-		r.OffsetDelta = int32(i)
-		r.Length = int32(len(r.AppendTo(nil)) - 1) // the placeholder length 0 took one byte
-		body = r.AppendTo(body)
-	}
-	batch := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: int32(len(records) - 1), FirstTimestamp: timestamp, MaxTimestamp: timestamp,
-		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(records)), Records: body}
-	out := batch.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
-}
-
-// Fetch returns a group's committed offset for a partition.
-func (s *OffsetStore) Fetch(group string, tp TopicPartition) (Offset, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	e, ok := s.groups[group][tp]
-	return e.Offset, ok
-}
-
-// GroupOffsets returns every committed offset of a group.
-func (s *OffsetStore) GroupOffsets(group string) map[TopicPartition]Offset {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make(map[TopicPartition]Offset, len(s.groups[group]))
-	for tp, e := range s.groups[group] {
-		out[tp] = e.Offset
-	}
-	return out
-}
-
-// Groups lists the groups with committed offsets.
-func (s *OffsetStore) Groups() []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names := make([]string, 0, len(s.groups))
-	for name := range s.groups {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// DeleteGroup deletes every committed offset of a group, and its metadata.
-func (s *OffsetStore) DeleteGroup(group string) error {
-	deletes := make(map[TopicPartition]*Offset)
-	for tp := range s.GroupOffsets(group) {
-		deletes[tp] = nil
-	}
-	if err := s.commit(group, deletes); err != nil {
+	if _, err := s.log.DeleteRecords(start); err != nil {
 		return err
 	}
-	return s.WriteGroup(group, nil)
-}
-
-// OffsetCommit is one partition of an OffsetCommit request.
-type OffsetCommit struct {
-	TopicPartition
-	Offset
-}
-
-// CommitOffsets handles OffsetCommit with Kafka's rules: a commit with
-// generation -1 and no member id is a standalone consumer's, allowed while
-// the group has no members; otherwise the member must be in the group and
-// in its generation. During a join phase the current generation may still
-// commit (kafka-go commits at the end of every generation); while the
-// leader's assignment is awaited, REBALANCE_IN_PROGRESS.
-//
-// The offsets are written before it returns; the returned step waits until
-// they are durable and makes them visible, and its error is the commit's.
-func (c *Coordinator) CommitOffsets(groupID, memberID string, instanceID *string, generation int32, commits []OffsetCommit) (func() error, error) {
-	if groupID == "" {
-		return nil, fmt.Errorf("%w: the group id is empty", kerr.InvalidGroupID)
-	}
-	now := c.clock.Now()
-	c.mu.Lock()
-	g, ok := c.groups[groupID]
-	if !ok {
-		g = c.newGroup(groupID)
-		c.groups[groupID] = g
-	}
-	var err error
-	switch {
-	case generation < 0 && memberID == "" && len(g.members) == 0:
-	case generation < 0 && memberID == "":
-		err = fmt.Errorf("%w: group %q has active members; a standalone commit would race them", kerr.UnknownMemberID, groupID)
-	case g.state == StateCompletingRebalance:
-		err = kerr.RebalanceInProgress
-	default:
-		var m *member
-		_, m, err = c.memberLocked(groupID, memberID, instanceID, generation)
-		if err == nil {
-			m.lastHeartbeat = now
-		}
-	}
-	if err == nil {
-		g.lastCommit = now
-	}
-	c.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	offsets := make(map[TopicPartition]*Offset, len(commits))
-	for i := range commits {
-		offsets[commits[i].TopicPartition] = &commits[i].Offset
-	}
-	return c.offsets.write(groupID, offsets)
-}
-
-// FetchOffset returns a group's committed offset for a partition; -1 with
-// no error when nothing is committed, as clients expect.
-func (c *Coordinator) FetchOffset(groupID string, tp TopicPartition) Offset {
-	if o, ok := c.offsets.Fetch(groupID, tp); ok {
-		return o
-	}
-	return Offset{Offset: -1, LeaderEpoch: -1}
-}
-
-// GroupOffsets returns every committed offset of a group.
-func (c *Coordinator) GroupOffsets(groupID string) map[TopicPartition]Offset {
-	return c.offsets.GroupOffsets(groupID)
-}
-
-// TopicDeleted removes every group's committed offsets for a deleted topic
-// (tombstones in __consumer_offsets), whatever the group's state.
-func (c *Coordinator) TopicDeleted(topic string) error {
-	var errs []error
-	for _, listing := range c.List(nil) {
-		deletes := map[TopicPartition]*Offset{}
-		for tp := range c.offsets.GroupOffsets(listing.Group) {
-			if tp.Topic == topic {
-				deletes[tp] = nil
-			}
-		}
-		if len(deletes) > 0 {
-			errs = append(errs, c.offsets.commit(listing.Group, deletes))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// DeleteOffsets deletes a group's committed offsets for partitions the
-// group is not consuming (OffsetDelete).
-func (c *Coordinator) DeleteOffsets(groupID string, tps []TopicPartition) error {
-	c.mu.Lock()
-	g, ok := c.groups[groupID]
-	busy := ok && g.state != StateEmpty && g.state != StateDead
-	c.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("%w: group %q does not exist", kerr.GroupIDNotFound, groupID)
-	}
-	if busy {
-		return fmt.Errorf("%w: group %q has members; stop its consumers first", kerr.GroupSubscribedToTopic, groupID)
-	}
-	deletes := make(map[TopicPartition]*Offset, len(tps))
-	for _, tp := range tps {
-		deletes[tp] = nil
-	}
-	return c.offsets.commit(groupID, deletes)
+	s.liveBytes = written
+	return nil
 }
