@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -55,13 +56,7 @@ func keyedBatch(t testing.TB, codec int16, producer *producerSpec, records ...te
 		maxTimestamp = max(maxTimestamp, r.timestamp)
 	}
 	if codec != codecNone {
-		codecs := map[int16]kgo.CompressionCodec{codecGzip: kgo.GzipCompression(), codecSnappy: kgo.SnappyCompression(),
-			codecLZ4: kgo.Lz4Compression(), codecZstd: kgo.ZstdCompression()}
-		compressor, err := kgo.DefaultCompressor(codecs[codec])
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, used := compressor.Compress(new(bytes.Buffer), raw)
+		out, used := franzCompressors()[codec].Compress(new(bytes.Buffer), raw)
 		if int16(used) != codec {
 			t.Fatalf("franz-go compressed with codec %d, want %d", used, codec)
 		}
@@ -88,6 +83,23 @@ func keyedBatch(t testing.TB, codec int16, producer *producerSpec, records ...te
 	return out
 }
 
+// franz-go's codecs, made once: they are costly to make.
+var (
+	franzCompressors = sync.OnceValue(func() map[int16]kgo.Compressor {
+		compressors := map[int16]kgo.Compressor{}
+		for codec, c := range map[int16]kgo.CompressionCodec{codecGzip: kgo.GzipCompression(), codecSnappy: kgo.SnappyCompression(),
+			codecLZ4: kgo.Lz4Compression(), codecZstd: kgo.ZstdCompression()} {
+			compressor, err := kgo.DefaultCompressor(c)
+			if err != nil {
+				panic(err)
+			}
+			compressors[codec] = compressor
+		}
+		return compressors
+	})
+	franzDecompressor = sync.OnceValue(func() kgo.Decompressor { return kgo.DefaultDecompressor() })
+)
+
 // readRecord is a record as read back from a log.
 type readRecord struct {
 	offset    int64
@@ -110,7 +122,7 @@ func (r readRecord) String() string {
 // batches are whole, CRC-correct and in offset order (gaps allowed).
 func readRecords(t testing.TB, l *Log) ([]readRecord, []BatchHeader) {
 	t.Helper()
-	decompressor := kgo.DefaultDecompressor()
+	decompressor := franzDecompressor()
 	var records []readRecord
 	var headers []BatchHeader
 	next := l.LogStartOffset()

@@ -48,15 +48,22 @@ const xerialBlockSize = 32 << 10
 func decompress(dst, src []byte, codec int) ([]byte, error) {
 	switch codec {
 	case codecGzip:
-		r, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
+		r, _ := gzipReaders.Get().(*gzip.Reader)
+		if r == nil {
+			r = new(gzip.Reader)
+		}
+		defer gzipReaders.Put(r)
+		if err := r.Reset(bytes.NewReader(src)); err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
 		return readBounded(dst, r)
 	case codecSnappy:
 		return decompressSnappy(dst, src)
 	case codecLZ4:
-		return readBounded(dst, lz4.NewReader(bytes.NewReader(src)))
+		r := lz4Readers.Get().(*lz4.Reader)
+		defer lz4Readers.Put(r)
+		r.Reset(bytes.NewReader(src))
+		return readBounded(dst, r)
 	case codecZstd:
 		out, err := zstdDecoder().DecodeAll(src, dst)
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
@@ -134,7 +141,9 @@ func compress(dst, src []byte, codec int) ([]byte, error) {
 	switch codec {
 	case codecGzip:
 		buf := bytes.NewBuffer(dst)
-		w := gzip.NewWriter(buf)
+		w := gzipWriters.Get().(*gzip.Writer)
+		defer gzipWriters.Put(w)
+		w.Reset(buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
@@ -158,7 +167,9 @@ func compress(dst, src []byte, codec int) ([]byte, error) {
 		return dst, nil
 	case codecLZ4:
 		buf := bytes.NewBuffer(dst)
-		w := lz4.NewWriter(buf)
+		w := lz4Writers.Get().(*lz4.Writer)
+		defer lz4Writers.Put(w)
+		w.Reset(buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
@@ -172,9 +183,22 @@ func compress(dst, src []byte, codec int) ([]byte, error) {
 	return nil, fmt.Errorf("compression codec %d is not defined", codec)
 }
 
-// The zstd coder and decoder are safe for concurrent EncodeAll and
-// DecodeAll calls; one each serves the process.
+// Coders are costly to make (lz4's hold a block, gzip's a window), so they
+// are reused. lz4 frames are written in 64 KiB blocks, as the Java client
+// writes them. The zstd coder and decoder are safe for concurrent EncodeAll
+// and DecodeAll calls; one each serves the process.
 var (
+	gzipReaders = sync.Pool{}
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+	lz4Writers  = sync.Pool{New: func() any {
+		w := lz4.NewWriter(nil)
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+			panic(err) // only invalid options fail
+		}
+		return w
+	}}
+
 	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxMemory(maxDecompressedRecords))
