@@ -50,7 +50,7 @@ func TestTopicNamesAndConfigs(t *testing.T) {
 		{"has space", 1, nil, kerr.InvalidTopicException},
 		{strings.Repeat("a", 250), 1, nil, kerr.InvalidTopicException},
 		{"zero", 0, nil, kerr.InvalidPartitions},
-		{"cfg", 1, map[string]string{"cleanup.policy": "compact"}, kerr.InvalidConfig},
+		{"cfg", 1, map[string]string{"cleanup.policy": "compact,archive"}, kerr.InvalidConfig},
 		{"cfg", 1, map[string]string{"segment.bytes": "10"}, kerr.InvalidConfig},
 		{"cfg", 1, map[string]string{"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"}, nil},
 	}

@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,10 +47,21 @@ func oneOf(values ...string) func(string) error {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
+// millis converts a config's milliseconds to a Duration, saturating where
+// a Duration ends (about 292 years).
+func millis(n int64) time.Duration {
+	if n > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
 // topicConfigDefs, sorted by name.
 var topicConfigDefs = []topicConfigDef{
 	{"cleanup.policy", "log.cleanup.policy", "", func(config.LogDefaults) string { return "delete" },
-		oneOf("delete")},
+		func(v string) error { _, err := parseCleanupPolicy(v); return err }},
+	{"delete.retention.ms", "log.cleaner.delete.retention.ms", "", func(config.LogDefaults) string { return itoa(storage.DefaultDeleteRetention.Milliseconds()) },
+		intRule(0, ">= 0")},
 	{"flush.messages", "log.flush.interval.messages", "log.flush_messages", func(l config.LogDefaults) string {
 		if l.FlushMessages == 0 {
 			return itoa(1<<63 - 1) // Kafka's "never"
@@ -63,10 +76,22 @@ var topicConfigDefs = []topicConfigDef{
 	}, intRule(0, ">= 0")},
 	{"index.interval.bytes", "log.index.interval.bytes", "log.index_interval_bytes", func(l config.LogDefaults) string { return itoa(int64(l.IndexIntervalBytes)) },
 		intRule(1, ">= 1")},
+	{"max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "", func(config.LogDefaults) string { return itoa(math.MaxInt64) },
+		intRule(1, ">= 1")},
 	{"max.message.bytes", "message.max.bytes", "log.max_message_bytes", func(l config.LogDefaults) string { return itoa(int64(l.MaxMessageBytes)) },
 		intRule(64, ">= 64")},
 	{"message.timestamp.type", "log.message.timestamp.type", "", func(config.LogDefaults) string { return "CreateTime" },
 		oneOf("CreateTime", "LogAppendTime")},
+	{"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "", func(config.LogDefaults) string {
+		return strconv.FormatFloat(storage.DefaultMinCleanableDirtyRatio, 'g', -1, 64)
+	}, func(v string) error {
+		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f >= 0 && f <= 1) {
+			return fmt.Errorf("must be a number between 0 and 1")
+		}
+		return nil
+	}},
+	{"min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", "", func(config.LogDefaults) string { return "0" },
+		intRule(0, ">= 0")},
 	{"min.insync.replicas", "min.insync.replicas", "", func(config.LogDefaults) string { return "1" },
 		intRule(1, ">= 1 (a topic of replication factor 2 or more is created with 2)")},
 	{"retention.bytes", "log.retention.bytes", "log.retention_bytes", func(l config.LogDefaults) string { return itoa(l.RetentionBytes) },
@@ -87,6 +112,29 @@ var topicConfigDefs = []topicConfigDef{
 		intRule(1, ">= 1")},
 	{"unclean.leader.election.enable", "unclean.leader.election.enable", "", func(config.LogDefaults) string { return "false" },
 		oneOf("true", "false")},
+}
+
+// parseCleanupPolicy reads cleanup.policy: delete, compact, or both as a
+// comma-separated list in either order (Kafka's list syntax).
+func parseCleanupPolicy(v string) (storage.CleanupPolicy, error) {
+	var compact, remove bool
+	for _, part := range strings.Split(v, ",") {
+		switch strings.TrimSpace(part) {
+		case "compact":
+			compact = true
+		case "delete":
+			remove = true
+		default:
+			return 0, fmt.Errorf("must be delete, compact, or compact,delete")
+		}
+	}
+	switch {
+	case compact && remove:
+		return storage.CleanupCompactDelete, nil
+	case compact:
+		return storage.CleanupCompact, nil
+	}
+	return storage.CleanupDelete, nil
 }
 
 func findTopicConfig(name string) (topicConfigDef, bool) {
@@ -113,6 +161,18 @@ func checkTopicConfigs(configs map[string]string) error {
 		if err := def.check(configs[name]); err != nil {
 			return fmt.Errorf("%w: %s=%q %v", kerr.InvalidConfig, name, configs[name], err)
 		}
+	}
+	// As Kafka's LogConfig.validate: a record cannot have to wait longer
+	// before it may be cleaned than before it must be.
+	minLag, maxLag := int64(0), int64(math.MaxInt64)
+	if v, ok := configs["min.compaction.lag.ms"]; ok {
+		minLag, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := configs["max.compaction.lag.ms"]; ok {
+		maxLag, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if minLag > maxLag {
+		return fmt.Errorf("%w: min.compaction.lag.ms=%d is above max.compaction.lag.ms=%d; lower the first or raise the second", kerr.InvalidConfig, minLag, maxLag)
 	}
 	return nil
 }
@@ -177,6 +237,13 @@ func settingsFor(overrides map[string]string, defaults config.LogDefaults) topic
 		c.RetentionAge = -1
 	}
 	c.RetentionBytes = number("retention.bytes")
+	c.Cleanup, _ = parseCleanupPolicy(value("cleanup.policy"))
+	c.DeleteRetention = millis(number("delete.retention.ms"))
+	c.MinCleanableDirtyRatio, _ = strconv.ParseFloat(value("min.cleanable.dirty.ratio"), 64)
+	c.MinCompactionLag = millis(number("min.compaction.lag.ms"))
+	if n := number("max.compaction.lag.ms"); n < math.MaxInt64 {
+		c.MaxCompactionLag = millis(n)
+	}
 	c.Flush = storage.FlushPolicy{Mode: storage.FlushOnDurable}
 	if defaults.FlushMode == config.FlushInterval {
 		c.Flush.Mode = storage.FlushByInterval
