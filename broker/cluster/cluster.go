@@ -33,7 +33,6 @@ import (
 	"github.com/kqstack/kqstack/broker/clock"
 	"github.com/kqstack/kqstack/broker/config"
 	"github.com/kqstack/kqstack/broker/controller"
-	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/quorum"
 	"github.com/kqstack/kqstack/broker/replica"
@@ -137,10 +136,13 @@ type Cluster struct {
 	// heartbeats no more, so the controller does not put it back.
 	left atomic.Bool
 
-	groups *group.Coordinator
-	// offsets is the internal __consumer_offsets log behind groups; it is
-	// not a topic clients see.
-	offsets *group.OffsetStore
+	// coordinators coordinate the groups of the partitions of
+	// __consumer_offsets this broker leads.
+	coordinators *Coordinators
+	// offsetsTopicMu makes concurrent first FindCoordinators of this
+	// broker create the topic once (another broker's at the same time is
+	// refused as existing).
+	offsetsTopicMu sync.Mutex
 
 	lock *dataDirLock // held from Open to Close
 
@@ -234,6 +236,7 @@ func OpenWith(cfg config.Config, deps Deps) (*Cluster, error) {
 func openDataDir(cfg config.Config, clk clock.Clock, fsys storage.FS, logger *slog.Logger, controllerListener net.Listener) (_ *Cluster, err error) {
 	c := &Cluster{cfg: cfg, clock: clk, fs: fsys, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	c.coordinators = newCoordinators(c)
 	c.fetchers = replica.NewFetchers(cfg.NodeID, clk, logger, c.interBrokerAddress, cfg.ReassignmentThrottleBytesPerSec)
 	if err := c.removeDeletedDirs(); err != nil {
 		if controllerListener != nil {
@@ -287,18 +290,15 @@ func openDataDir(cfg config.Config, clk clock.Clock, fsys storage.FS, logger *sl
 	if cfg.ClusterID != "" && cfg.ClusterID != c.ClusterID() {
 		return nil, fmt.Errorf("config field cluster_id = %q, but the data directory %s belongs to cluster %q", cfg.ClusterID, cfg.DataDir, c.ClusterID())
 	}
+	if err := c.setPrivateOffsetsAside(); err != nil {
+		return nil, fmt.Errorf("setting an earlier version's offsets log aside: %w", err)
+	}
 	if err := c.startServing(); err != nil {
 		return nil, err
 	}
-	offsetsConfig := settingsFor(nil, cfg.Log).log
-	offsetsConfig.RetentionAge, offsetsConfig.RetentionBytes = -1, -1 // live offsets must not expire with old segments
-	offsetsConfig.SegmentBytes = offsetsSegmentBytes
-	c.offsets, err = group.OpenOffsetStore(filepath.Join(cfg.DataDir, consumerOffsetsDir), storage.Options{FS: fsys, Clock: clk, Logger: logger, Config: offsetsConfig})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", consumerOffsetsDir, err)
+	if err := c.takeOverPrivateOffsets(); err != nil {
+		return nil, err
 	}
-	c.groups = group.NewCoordinator(clk, time.Duration(cfg.GroupInitialRebalanceDelayMs)*time.Millisecond,
-		time.Duration(cfg.OffsetsRetentionMinutes)*time.Minute, c.offsets)
 	return c, nil
 }
 
@@ -331,7 +331,7 @@ const consumerOffsetsDir = "__consumer_offsets-0"
 const offsetsSegmentBytes = 100 << 20
 
 // Groups is the consumer group coordinator.
-func (c *Cluster) Groups() *group.Coordinator { return c.groups }
+func (c *Cluster) Groups() *Coordinators { return c.coordinators }
 
 func newClusterID() string {
 	var b [16]byte
@@ -478,16 +478,6 @@ func (c *Cluster) ControllerID() int32 {
 	return id
 }
 
-// CoordinatorID is the broker that coordinates every consumer group: the
-// lowest id in service. Until groups live in a replicated internal topic,
-// committed offsets stay on that broker.
-func (c *Cluster) CoordinatorID() int32 {
-	if id, ok := c.quorum.Image().LowestInService(); ok {
-		return id
-	}
-	return c.cfg.NodeID
-}
-
 // UnknownTopicError is UNKNOWN_TOPIC_OR_PARTITION for a missing topic,
 // saying how to create it.
 func (c *Cluster) UnknownTopicError(name string) error {
@@ -545,7 +535,9 @@ func (c *Cluster) maintain() {
 		case <-c.stop:
 			return
 		case <-groupTicker.C():
-			c.groups.Tick()
+			if err := c.coordinators.tick(); err != nil {
+				c.logger.Error("group timers", "err", err)
+			}
 			continue
 		case <-replicaTicker.C():
 			c.eachReplica(func(r *replica.Replica) { r.Tick() })
@@ -566,11 +558,8 @@ func (c *Cluster) maintain() {
 			continue
 		case <-logTicker.C():
 		}
-		if err := c.offsets.Log().Maintain(); err != nil && !errors.Is(err, storage.ErrClosed) {
-			c.logger.Error("offsets log maintenance", "err", err)
-		}
-		if err := c.offsets.MaybeCompact(); err != nil && !errors.Is(err, storage.ErrClosed) {
-			c.logger.Error("offsets log compaction", "err", err)
+		if err := c.coordinators.maybeCompact(); err != nil {
+			c.logger.Error("compacting committed offsets", "err", err)
 		}
 		for _, t := range c.Topics() {
 			for _, p := range t.Partitions {
@@ -683,9 +672,7 @@ func (c *Cluster) closeLogs() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
-	if c.offsets != nil {
-		errs = append(errs, c.offsets.Close())
-	}
+	c.coordinators.close()
 	for _, t := range c.topics {
 		for _, p := range t.Partitions {
 			if p.Log != nil {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/storage"
 )
@@ -143,6 +144,9 @@ func (c *Cluster) followState(local *Topic, t *metadata.Topic, configsChanged bo
 			c.fetchers.Set(p.Replica)
 		}
 		p.state.Store(&state)
+		if local.Name == group.OffsetsTopic {
+			c.coordinators.follow(p, state)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -155,8 +159,8 @@ func (c *Cluster) removeLocalLocked(t *Topic) {
 	// As Kafka does: committed offsets of a deleted topic go with it, so a
 	// topic created again under the name does not inherit them. Every
 	// broker does it: the coordinator may be any of them.
-	if c.groups != nil {
-		if err := c.groups.TopicDeleted(t.Name); err != nil {
+	if c.coordinators != nil {
+		if err := c.coordinators.TopicDeleted(t.Name); err != nil {
 			c.logger.Error("removing the deleted topic's committed offsets", "topic", t.Name, "err", err)
 		}
 	}

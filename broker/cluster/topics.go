@@ -58,6 +58,11 @@ func (c *Cluster) CreateTopic(name string, placement Placement, configs map[stri
 	if name == group.OffsetsTopic {
 		return nil, fmt.Errorf("%w: %s is an internal topic: the brokers create it for the consumer groups", kerr.InvalidTopicException, name)
 	}
+	return c.createTopic(name, placement, configs, validateOnly)
+}
+
+// createTopic is CreateTopic once the name is allowed.
+func (c *Cluster) createTopic(name string, placement Placement, configs map[string]string, validateOnly bool) (*Topic, error) {
 	partitions := placement.Partitions
 	if len(placement.Assignment) > 0 {
 		partitions = int32(len(placement.Assignment))
@@ -199,6 +204,9 @@ func (c *Cluster) DeleteTopic(name string) error {
 	t, ok := c.quorum.Image().Topic(name)
 	if !ok {
 		return fmt.Errorf("%w: topic %q does not exist", kerr.UnknownTopicOrPartition, name)
+	}
+	if name == group.OffsetsTopic {
+		return fmt.Errorf("%w: %s is an internal topic: deleting it would delete every consumer group and its committed offsets", kerr.InvalidTopicException, name)
 	}
 	if _, err := c.propose(metadata.Record{RemoveTopic: &metadata.RemoveTopicRecord{TopicID: t.ID}}); err != nil {
 		return err

@@ -150,7 +150,7 @@ func (c *Coordinator) finishOffsetWrite(w *offsetWrite, what string) error {
 func (c *Coordinator) offsetsFailed(w *offsetWrite, what string, err error) error {
 	c.offsetsWritten(w, err)
 	c.logWriteFailure(what+" failed", w.group.name, err)
-	return fmt.Errorf("%w: %s of group %q: %v", kerr.CoordinatorNotAvailable, what, w.group.name, err)
+	return fmt.Errorf("%w: %s of group %q: %v", writeFailure(err), what, w.group.name, err)
 }
 
 // offsetsWritten applies a durable write (err nil) to its group, or

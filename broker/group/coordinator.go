@@ -230,7 +230,7 @@ func (c *Coordinator) unlockAndWrite() error {
 	for _, b := range background {
 		if err := c.offsets.durable(b.write); err != nil {
 			c.logWriteFailure("group metadata not written; after a restart the group starts from an older generation", b.group, err)
-			errs = append(errs, fmt.Errorf("%w: writing the metadata of group %q: %v", kerr.CoordinatorNotAvailable, b.group, err))
+			errs = append(errs, fmt.Errorf("%w: writing the metadata of group %q: %v", writeFailure(err), b.group, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -651,7 +651,7 @@ func (c *Coordinator) assignmentWrittenLocked(g *group, write *pendingWrite, err
 	}
 	g.assignmentWrite = nil
 	if err != nil {
-		err = fmt.Errorf("%w: writing the assignment of group %q: %v", kerr.CoordinatorNotAvailable, g.name, err)
+		err = fmt.Errorf("%w: writing the assignment of group %q: %v", writeFailure(err), g.name, err)
 		for _, m := range g.members {
 			m.assignment = nil
 			if m.syncWaiter != nil {

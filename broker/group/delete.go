@@ -62,7 +62,7 @@ func (c *Coordinator) finishDeletion(d *deletion) error {
 	if err != nil {
 		g.state = StateEmpty
 		c.logWriteFailure("group not deleted; it stays, with its offsets", g.name, err)
-		return fmt.Errorf("%w: deleting group %q: %v", kerr.CoordinatorNotAvailable, g.name, err)
+		return fmt.Errorf("%w: deleting group %q: %v", writeFailure(err), g.name, err)
 	}
 	if c.groups[g.name] == g {
 		delete(c.groups, g.name)

@@ -22,8 +22,12 @@ import (
 // then waits for its batch: appended, and durable when it asked for it.
 type OffsetStore struct {
 	log    *storage.Log
-	clock  clock.Clock
-	logger *slog.Logger
+	writer Writer
+	// ownsLog: Close closes the log (a private one; a partition's belongs
+	// to the broker's partition).
+	ownsLog bool
+	clock   clock.Clock
+	logger  *slog.Logger
 
 	// queueMu guards queue and loaded. It is taken under Coordinator.mu
 	// and holds no other lock.
@@ -53,35 +57,90 @@ type pendingWrite struct {
 
 	done       chan struct{} // closed once appended, or failed
 	err        error
-	baseOffset int64 // of the first record
-	durableAt  int64 // for WaitDurable; 0 when no fsync is needed
+	baseOffset int64        // of the first record
+	wait       func() error // until durable (and replicated); nil when there is nothing to wait for
 }
 
-// OpenOffsetStore opens (or creates) the offsets log in dir and replays it.
+// Writer appends the store's batches to its log: the log itself for a
+// private log (LocalWriter), or, for a partition of the replicated
+// __consumer_offsets, the leader's replica: batches stamped with its
+// leader epoch and waited for until the in-sync replicas have them.
+type Writer interface {
+	// Append appends batches (several, back to back). wait returns once
+	// they are durable, when durable is set or the flush policy wants it,
+	// and replicated.
+	Append(batches []byte, durable bool) (baseOffset int64, wait func() error, err error)
+	// DeleteRecords moves the log start up to offset (compaction).
+	DeleteRecords(offset int64) error
+}
+
+// LocalWriter writes to a log of this broker alone.
+type LocalWriter struct{ Log *storage.Log }
+
+// Append appends with an fsync deferred to wait (shared by every waiter:
+// group commit).
+func (w LocalWriter) Append(batches []byte, durable bool) (int64, func() error, error) {
+	result, err := w.Log.Append(batches, storage.AppendOptions{Durable: durable, DeferDurability: true})
+	if err != nil {
+		return 0, nil, err
+	}
+	var wait func() error
+	if result.DurableAt > 0 {
+		wait = func() error { return w.Log.WaitDurable(result.DurableAt) }
+	}
+	return result.BaseOffset, wait, nil
+}
+
+// DeleteRecords moves the log start.
+func (w LocalWriter) DeleteRecords(offset int64) error {
+	_, err := w.Log.DeleteRecords(offset)
+	return err
+}
+
+// OpenOffsetStore opens (or creates) a private offsets log in dir and
+// replays it.
 func OpenOffsetStore(dir string, opts storage.Options) (*OffsetStore, error) {
 	log, err := storage.Open(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &OffsetStore{log: log, clock: opts.Clock, logger: opts.Logger}
+	s, err := LoadOffsetStore(log, LocalWriter{log}, log.HighWatermark(), opts.Clock, opts.Logger)
+	if err != nil {
+		_ = log.Close()
+		return nil, err
+	}
+	s.ownsLog = true
+	return s, nil
+}
+
+// LoadOffsetStore replays log up to end and writes through w from then on:
+// a new leader of a partition of __consumer_offsets loads it to its log
+// end (what it has is what its followers will have). The log stays
+// open when the store is closed.
+func LoadOffsetStore(log *storage.Log, w Writer, end int64, clk clock.Clock, logger *slog.Logger) (*OffsetStore, error) {
+	s := &OffsetStore{log: log, writer: w, clock: clk, logger: logger}
 	if s.clock == nil {
 		s.clock = clock.System{}
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	live, err := s.liveRecords(log.HighWatermark())
+	live, err := s.liveRecords(end)
 	if err != nil {
-		_ = log.Close()
-		return nil, fmt.Errorf("replaying %s: %w", dir, err)
+		return nil, fmt.Errorf("replaying %s: %w", log.Dir(), err)
 	}
 	s.loaded = loadGroups(live)
 	s.liveBytes = live.size()
 	return s, nil
 }
 
-// Close closes the offsets log.
-func (s *OffsetStore) Close() error { return s.log.Close() }
+// Close closes the offsets log if the store opened it.
+func (s *OffsetStore) Close() error {
+	if !s.ownsLog {
+		return nil
+	}
+	return s.log.Close()
+}
 
 // Log is the offsets log, for maintenance.
 func (s *OffsetStore) Log() *storage.Log { return s.log }
@@ -135,15 +194,14 @@ func (s *OffsetStore) flush() {
 	}
 	// Durability is waited for by each caller, outside every lock, and
 	// shared (group commit).
-	result, err := s.log.Append(batches, storage.AppendOptions{Durable: durable, DeferDurability: true})
-	offset := result.BaseOffset
+	offset, wait, err := s.writer.Append(batches, durable)
 	for _, w := range writes {
 		w.err, w.baseOffset = err, offset
 		if w.durable || !durable {
 			// A write that did not ask for an fsync waits for one only
 			// when the flush policy wants it now and no durable write of
 			// this append will run it.
-			w.durableAt = result.DurableAt
+			w.wait = wait
 		}
 		w.batch = nil
 		offset += int64(w.records)
@@ -163,8 +221,8 @@ func (s *OffsetStore) durable(w *pendingWrite) error {
 	if err := s.appended(w); err != nil {
 		return err
 	}
-	if w.durableAt > 0 {
-		return s.log.WaitDurable(w.durableAt)
+	if w.wait != nil {
+		return w.wait()
 	}
 	return nil
 }
@@ -214,12 +272,16 @@ func (s *OffsetStore) Compact() error {
 		}
 		encoded := encodeBatch(batch, now)
 		written += int64(len(encoded))
-		if _, err := s.log.Append(encoded, storage.AppendOptions{Durable: true}); err != nil {
+		_, wait, err := s.writer.Append(encoded, true)
+		if err == nil && wait != nil {
+			err = wait()
+		}
+		if err != nil {
 			return err
 		}
 		records = records[n:]
 	}
-	if _, err := s.log.DeleteRecords(start); err != nil {
+	if err := s.writer.DeleteRecords(start); err != nil {
 		return err
 	}
 	s.liveBytes = written

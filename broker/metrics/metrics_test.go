@@ -128,11 +128,11 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 		"kqbroker_group_committed_offset{group=billing,partition=0,topic=orders}": 4,
 		"kqbroker_group_lag{group=billing,partition=0,topic=orders}":              6,
 		"kqbroker_group_members{group=billing,state=Stable}":                      1,
-		"kqbroker_topics{}": 1,
+		"kqbroker_topics{}": 2, // orders and __consumer_offsets, created by billing's FindCoordinator
 		"kqbroker_partition_high_watermark{partition=0,topic=orders}":   10,
 		"kqbroker_partition_in_sync_replicas{partition=0,topic=orders}": 1,
 		"kqbroker_partition_replicas{partition=0,topic=orders}":         1,
-		"kqbroker_leader_partitions{}":                                  2,
+		"kqbroker_leader_partitions{}":                                  52, // and the 50 of __consumer_offsets
 		"kqbroker_under_replicated_partitions{}":                        0,
 		"kqbroker_under_min_isr_partitions{}":                           0,
 		"kqbroker_offline_partitions{}":                                 0,

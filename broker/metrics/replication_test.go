@@ -52,6 +52,9 @@ func waitScrape(t *testing.T, ctx context.Context, m *metrics.Metrics, what stri
 func TestReplicationMetricsInACluster(t *testing.T) {
 	brokers := brokertest.StartCluster(t, 3, func(c *config.Config) {
 		c.BrokerHeartbeatIntervalMs, c.BrokerSessionTimeoutMs = 200, 1500
+		// One replica per partition of __consumer_offsets, so that the
+		// counts below are of the test's topics only.
+		c.OffsetsTopicReplicationFactor = 1
 	})
 	m := make([]*metrics.Metrics, len(brokers))
 	for i, b := range brokers {
@@ -97,9 +100,21 @@ func TestReplicationMetricsInACluster(t *testing.T) {
 		t.Errorf("%v brokers say they are the active controller, want 1", leaders)
 	}
 
-	// Broker 1, the lowest id, coordinates the groups: it reports the lag
-	// of a partition broker 2 leads from its own replica's HW.
-	createOnePartition(t, ctx, client, "payments", 2, 3, 1)
+	// The coordinator of billing (the leader of its partition of
+	// __consumer_offsets) reports the lag of a partition another broker
+	// leads from its own replica's HW.
+	found := kadm.NewClient(client).FindGroupCoordinators(ctx, "billing")
+	coordinator := found["billing"].NodeID
+	if found["billing"].Err != nil || coordinator < 1 || int(coordinator) > len(m) {
+		t.Fatalf("the coordinator of billing: %+v", found["billing"])
+	}
+	// Led by broker 2, or 1 when 2 coordinates; broker 3, which stops
+	// below, never leads it.
+	other, underWithoutThree := int32(2), 1.0
+	if coordinator == 2 {
+		other, underWithoutThree = 1, 2 // orders and payments, both led by broker 1
+	}
+	createOnePartition(t, ctx, client, "payments", other, 6-other-coordinator, coordinator) // all three, other leading
 	for range 4 {
 		if err := client.ProduceSync(ctx, &kgo.Record{Topic: "payments", Value: []byte("p")}).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -110,7 +125,7 @@ func TestReplicationMetricsInACluster(t *testing.T) {
 	if err := kadm.NewClient(client).CommitAllOffsets(ctx, "billing", commit); err != nil {
 		t.Fatal(err)
 	}
-	waitScrape(t, ctx, m[0], "the coordinator's lag of a partition it follows", map[string]float64{
+	waitScrape(t, ctx, m[coordinator-1], "the coordinator's lag of a partition it follows", map[string]float64{
 		"kqbroker_group_committed_offset{group=billing,partition=0,topic=payments}": 1,
 		"kqbroker_group_lag{group=billing,partition=0,topic=payments}":              3,
 	})
@@ -125,7 +140,7 @@ func TestReplicationMetricsInACluster(t *testing.T) {
 	}
 	before := waitScrape(t, ctx, m[0], "the leader with broker 3 stopped", map[string]float64{
 		"kqbroker_partition_in_sync_replicas{partition=0,topic=orders}":    2,
-		"kqbroker_under_replicated_partitions{}":                           1,
+		"kqbroker_under_replicated_partitions{}":                           underWithoutThree,
 		"kqbroker_replica_lag_records{partition=0,replica=3,topic=orders}": 3,
 		"kqbroker_brokers{state=fenced}":                                   1,
 		"kqbroker_isr_expands_total{partition=0,topic=orders}":             0,

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/group"
 )
 
 func init() { register(3, 0, 12, handleMetadata) }
@@ -104,6 +105,7 @@ func metadataTopic(t *cluster.Topic, inService map[int32]bool) kmsg.MetadataResp
 	name := t.Name
 	topic.Topic = &name
 	topic.TopicID = t.ID
+	topic.IsInternal = name == group.OffsetsTopic
 	for _, p := range t.Partitions {
 		partition := kmsg.NewMetadataResponseTopicPartition()
 		partition.Partition = p.Index

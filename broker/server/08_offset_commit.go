@@ -36,7 +36,7 @@ func handleOffsetCommit(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	if r.Version == 0 {
 		generation, memberID = -1, ""
 	}
-	err := c.server.notCoordinator()
+	err := c.server.notCoordinator(r.Group)
 	var finish func() error
 	if err == nil {
 		finish, err = c.server.groups.CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits)

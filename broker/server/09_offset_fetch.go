@@ -56,17 +56,14 @@ func fetchGroupOffsets(c *conn, groupID string, topics map[string][]int32, all b
 func handleOffsetFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.OffsetFetchRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
-	if err := c.server.notCoordinator(); err != nil {
-		resp.ErrorCode = errorCode(err)
-		for _, rg := range r.Groups {
-			g := kmsg.NewOffsetFetchResponseGroup()
-			g.Group, g.ErrorCode = rg.Group, errorCode(err)
-			resp.Groups = append(resp.Groups, g)
-		}
-		return resp, nil
-	}
 	if r.Version >= 8 {
 		for _, rg := range r.Groups {
+			if err := c.server.notCoordinator(rg.Group); err != nil {
+				g := kmsg.NewOffsetFetchResponseGroup()
+				g.Group, g.ErrorCode = rg.Group, errorCode(err)
+				resp.Groups = append(resp.Groups, g)
+				continue
+			}
 			topics := make(map[string][]int32)
 			for _, rt := range rg.Topics {
 				topics[rt.Topic] = append(topics[rt.Topic], rt.Partitions...)
@@ -88,6 +85,10 @@ func handleOffsetFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			}
 			resp.Groups = append(resp.Groups, g)
 		}
+		return resp, nil
+	}
+	if err := c.server.notCoordinator(r.Group); err != nil {
+		resp.ErrorCode = errorCode(err)
 		return resp, nil
 	}
 	topics := make(map[string][]int32)

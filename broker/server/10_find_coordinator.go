@@ -5,13 +5,13 @@ package server
 //   v3: flexible.
 //   v4: several keys per request (KIP-699).
 //   v5, v6: no change here.
-// One broker coordinates every group: the lowest id in service (alone,
-// this one). Transaction coordinators are not supported yet.
+// A group's coordinator is the leader of its partition of
+// __consumer_offsets (created at the first FindCoordinator, as in Kafka);
+// COORDINATOR_NOT_AVAILABLE while that partition has no leader.
+// Transaction coordinators are not supported yet.
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,48 +24,39 @@ func init() { register(10, 0, 6, handleFindCoordinator) }
 func handleFindCoordinator(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	coordinator := c.server.coordinatorAddress()
-	errorFor := func() (int16, *string) {
+	find := func(key string) (cluster.BrokerAddress, int16, *string) {
+		var err error
 		if r.CoordinatorType != 0 {
-			msg := "transactions are not supported yet"
-			return kerr.CoordinatorNotAvailable.Code, &msg
+			err = fmt.Errorf("%w: transactions are not supported yet", kerr.CoordinatorNotAvailable)
 		}
-		return 0, nil
+		var address cluster.BrokerAddress
+		if err == nil {
+			address, err = c.server.cluster.GroupCoordinator(key)
+		}
+		if err != nil {
+			msg := err.Error()
+			return cluster.BrokerAddress{NodeID: -1, Port: -1}, errorCode(err), &msg
+		}
+		return address, 0, nil
 	}
 	if r.Version < 4 {
-		resp.ErrorCode, resp.ErrorMessage = errorFor()
-		resp.NodeID, resp.Host, resp.Port = coordinator.NodeID, coordinator.Host, coordinator.Port
+		var address cluster.BrokerAddress
+		address, resp.ErrorCode, resp.ErrorMessage = find(r.CoordinatorKey)
+		resp.NodeID, resp.Host, resp.Port = address.NodeID, address.Host, address.Port
 		return resp, nil
 	}
 	for _, key := range r.CoordinatorKeys {
 		answer := kmsg.NewFindCoordinatorResponseCoordinator()
 		answer.Key = key
-		answer.ErrorCode, answer.ErrorMessage = errorFor()
-		answer.NodeID, answer.Host, answer.Port = coordinator.NodeID, coordinator.Host, coordinator.Port
+		var address cluster.BrokerAddress
+		address, answer.ErrorCode, answer.ErrorMessage = find(key)
+		answer.NodeID, answer.Host, answer.Port = address.NodeID, address.Host, address.Port
 		resp.Coordinators = append(resp.Coordinators, answer)
 	}
 	return resp, nil
 }
 
-// coordinatorAddress is the broker coordinating the consumer groups.
-func (s *Server) coordinatorAddress() cluster.BrokerAddress {
-	cl := s.cluster
-	id := cl.CoordinatorID()
-	for _, b := range cl.Brokers() {
-		if b.NodeID == id {
-			return b
-		}
-	}
-	host, portText, _ := net.SplitHostPort(cl.Config().AdvertisedAddress())
-	port, _ := strconv.Atoi(portText)
-	return cluster.BrokerAddress{NodeID: cl.Config().NodeID, Host: host, Port: int32(port)}
-}
-
-// notCoordinator is NOT_COORDINATOR when the groups are coordinated by
-// another broker: the client looks the coordinator up again.
-func (s *Server) notCoordinator() error {
-	if id := s.cluster.CoordinatorID(); id != s.cluster.Config().NodeID {
-		return fmt.Errorf("%w: the group coordinator is broker %d", kerr.NotCoordinator, id)
-	}
-	return nil
-}
+// notCoordinator is NOT_COORDINATOR when another broker coordinates the
+// group (the client looks the coordinator up again),
+// COORDINATOR_LOAD_IN_PROGRESS while this one loads its partition.
+func (s *Server) notCoordinator(groupID string) error { return s.groups.Check(groupID) }

@@ -27,7 +27,7 @@ func init() { register(11, 0, 9, handleJoinGroup) }
 func handleJoinGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.JoinGroupRequest)
 	resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
-	if err := c.server.notCoordinator(); err != nil {
+	if err := c.server.notCoordinator(r.Group); err != nil {
 		resp.ErrorCode, resp.MemberID, resp.Generation = errorCode(err), r.MemberID, -1
 		return resp, nil
 	}

@@ -14,7 +14,7 @@ func init() { register(12, 0, 4, handleHeartbeat) }
 func handleHeartbeat(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.HeartbeatRequest)
 	resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
-	if err := c.server.notCoordinator(); err != nil {
+	if err := c.server.notCoordinator(r.Group); err != nil {
 		resp.ErrorCode = errorCode(err)
 		return resp, nil
 	}

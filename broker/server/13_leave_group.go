@@ -17,7 +17,7 @@ func init() { register(13, 0, 5, handleLeaveGroup) }
 func handleLeaveGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.LeaveGroupRequest)
 	resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
-	if err := c.server.notCoordinator(); err != nil {
+	if err := c.server.notCoordinator(r.Group); err != nil {
 		resp.ErrorCode = errorCode(err)
 		return resp, nil
 	}

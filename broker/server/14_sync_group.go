@@ -19,7 +19,7 @@ func init() { register(14, 0, 5, handleSyncGroup) }
 func handleSyncGroup(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.SyncGroupRequest)
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
-	if err := c.server.notCoordinator(); err != nil {
+	if err := c.server.notCoordinator(r.Group); err != nil {
 		resp.ErrorCode, resp.MemberAssignment = errorCode(err), []byte{}
 		return resp, nil
 	}

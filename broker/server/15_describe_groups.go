@@ -16,7 +16,7 @@ func handleDescribeGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.DescribeGroupsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, name := range r.Groups {
-		if err := c.server.notCoordinator(); err != nil {
+		if err := c.server.notCoordinator(name); err != nil {
 			g := kmsg.NewDescribeGroupsResponseGroup()
 			g.Group, g.ErrorCode = name, errorCode(err)
 			resp.Groups = append(resp.Groups, g)

@@ -20,9 +20,8 @@ func handleListGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	if len(r.TypesFilter) > 0 && !containsFold(r.TypesFilter, "classic") {
 		return resp, nil
 	}
-	if c.server.notCoordinator() != nil {
-		return resp, nil // another broker coordinates the groups: none here
-	}
+	// The groups of the partitions of __consumer_offsets this broker
+	// leads; kafka-consumer-groups.sh --list asks every broker.
 	for _, listed := range c.server.groups.List(r.StatesFilter) {
 		g := kmsg.NewListGroupsResponseGroup()
 		g.Group, g.ProtocolType, g.GroupState, g.GroupType = listed.Group, listed.ProtocolType, string(listed.State), "classic"

@@ -15,7 +15,7 @@ func handleDeleteGroups(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	for _, name := range r.Groups {
 		g := kmsg.NewDeleteGroupsResponseGroup()
 		g.Group = name
-		err := c.server.notCoordinator()
+		err := c.server.notCoordinator(name)
 		if err == nil {
 			err = c.server.groups.Delete(name)
 		}

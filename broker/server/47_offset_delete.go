@@ -21,7 +21,7 @@ func handleOffsetDelete(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			partitions = append(partitions, group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
 		}
 	}
-	err := c.server.notCoordinator()
+	err := c.server.notCoordinator(r.Group)
 	if err == nil {
 		err = c.server.groups.DeleteOffsets(r.Group, partitions)
 	}

@@ -98,14 +98,22 @@ func TestGroupAdministration(t *testing.T) {
 	if listed, _ := admin.ListGroups(ctx); len(listed) != 0 {
 		t.Fatalf("groups after deleting: %+v", listed)
 	}
+	// The groups live in __consumer_offsets, an internal topic as in
+	// Kafka: listed with internal topics, not without.
 	topics, err := admin.ListTopicsWithInternal(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name := range topics {
-		if name != topic {
-			t.Fatalf("unexpected topic %q in Metadata", name)
+	for name, d := range topics {
+		if name != topic && (name != "__consumer_offsets" || !d.IsInternal || len(d.Partitions) != 50) {
+			t.Fatalf("unexpected topic %q in Metadata: %+v", name, d)
 		}
+	}
+	if offsets, ok := topics["__consumer_offsets"]; !ok || !offsets.IsInternal {
+		t.Fatalf("__consumer_offsets in Metadata: %+v %v", offsets, ok)
+	}
+	if user, _ := admin.ListTopics(ctx); len(user) != 1 {
+		t.Fatalf("topics without the internal ones: %v", user.Names())
 	}
 }
 

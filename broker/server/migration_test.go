@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/broker/group"
 )
 
 // TestLegacyDataDirIsTakenOver: a data directory of the kqbroker before the
@@ -50,8 +52,23 @@ func TestLegacyDataDirIsTakenOver(t *testing.T) {
 	b.Stop(t)
 
 	// The directory as the earlier kqbroker left it: no metadata log, its
-	// JSON file instead (producer ids up to 5000 reserved).
+	// JSON file instead (producer ids up to 5000 reserved), and every
+	// group in one private log where partition 0 of __consumer_offsets
+	// now is (same record format): the partition holding billing, alone.
 	if err := os.RemoveAll(filepath.Join(b.Config.DataDir, "__cluster_metadata")); err != nil {
+		t.Fatal(err)
+	}
+	billing := fmt.Sprintf("__consumer_offsets-%d", group.PartitionFor("billing", 50))
+	if err := os.Rename(filepath.Join(b.Config.DataDir, billing), filepath.Join(b.Config.DataDir, "private")); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := filepath.Glob(filepath.Join(b.Config.DataDir, "__consumer_offsets-*"))
+	for _, dir := range stale {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(b.Config.DataDir, "private"), filepath.Join(b.Config.DataDir, "__consumer_offsets-0")); err != nil {
 		t.Fatal(err)
 	}
 	legacy, _ := json.Marshal(map[string]any{
