@@ -144,9 +144,10 @@ type cleaning struct {
 	keys   *offsetMap
 	end    int64 // the cleaning point reached by the key map
 	result CleanResult
-	// horizon: tombstones older than this go.
-	horizon int64
-	logTime int64
+	// horizon: tombstones older than this go; producerHorizon: an emptied
+	// batch of a producer idle since before this goes.
+	horizon, producerHorizon int64
+	logTime                  int64
 
 	scratch     []byte // decompressed records
 	recordsBuf  []byte
@@ -181,6 +182,7 @@ func (l *Log) clean(plan cleanPlan) (CleanResult, error) {
 		return c.result, nil
 	}
 	c.horizon = tombstoneHorizon(c.logTime, plan.config.DeleteRetention.Milliseconds())
+	c.producerHorizon = tombstoneHorizon(c.logTime, ProducerExpiry.Milliseconds())
 	for _, group := range c.groups() {
 		if err := c.cleanGroup(group); err != nil {
 			return c.result, err
@@ -392,14 +394,18 @@ func (c *cleaning) cleanGroup(group []*segment) error {
 // A record below the cleaning point stays when it has a key, no later
 // record of that key is below the cleaning point, and it is not a
 // tombstone older than the horizon. A batch left without records stays,
-// empty, if it is its producer's last below the cleaning point. Batches at
-// or past the cleaning point, control batches and batches whose records do
-// not parse stay as they are.
+// empty, if it is its producer's last below the cleaning point and not
+// older than ProducerExpiry (of log time). Batches at or past the cleaning
+// point, control batches and batches whose records do not parse stay as
+// they are.
 func (c *cleaning) filter(batch []byte, h BatchHeader) (out []byte, unchanged bool) {
 	if h.BaseOffset >= c.end || h.Control() {
 		return nil, true
 	}
-	lastOfProducer := h.ProducerID >= 0 && c.keys.producerLastOffset(h.ProducerID) == h.LastOffset()
+	// A producer's last batch keeps its sequence for the producer state,
+	// until the producer would have expired (Kafka drops it then too).
+	lastOfProducer := h.ProducerID >= 0 && c.keys.producerLastOffset(h.ProducerID) == h.LastOffset() &&
+		h.MaxTimestamp >= c.producerHorizon
 	if h.RecordCount == 0 {
 		return nil, lastOfProducer
 	}

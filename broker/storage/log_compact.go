@@ -443,3 +443,28 @@ func (l *Log) validateAppend(records []byte, opts AppendOptions) (int, error) {
 func (l *Log) offsetFollows(base, expected int64) bool {
 	return base == expected || (base > expected && l.config.Cleanup.Compacts())
 }
+
+// onlyEmptyBatches reports whether batches, whole stored batches, are one
+// or more that hold no records.
+func onlyEmptyBatches(batches []byte) bool {
+	if len(batches) == 0 {
+		return false
+	}
+	for at := 0; at < len(batches); {
+		h := parseBatchHeader(batches[at:])
+		if h.RecordCount != 0 {
+			return false
+		}
+		at += h.Size()
+	}
+	return true
+}
+
+// lastOffsetOf is the last offset of the last of whole stored batches.
+func lastOffsetOf(batches []byte) int64 {
+	var h BatchHeader
+	for at := 0; at < len(batches); at += h.Size() {
+		h = parseBatchHeader(batches[at:])
+	}
+	return h.LastOffset()
+}

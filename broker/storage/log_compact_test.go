@@ -659,3 +659,74 @@ func TestCleanWhileAppendingReadingAndDeleting(t *testing.T) {
 		t.Fatalf("Clean after Close: %v", err)
 	}
 }
+
+func TestEmptiedBatchesGoOnceTheirProducerWouldHaveExpired(t *testing.T) {
+	ts := testEpoch.UnixMilli()
+	tl := openTestLog(t, compactConfig())
+	tl.mustAppend(t, keyedBatch(t, codecNone, &producerSpec{id: 3}, rec("a", "1", ts)), AppendOptions{})
+	appendRecords(t, tl, codecNone, []testRecord{rec("a", "2", ts)})
+	rollWith(t, tl, ts)
+	emptied := func() int {
+		_, headers := readRecords(t, tl.Log)
+		n := 0
+		for _, h := range headers {
+			if h.RecordCount == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if _, err := tl.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	if emptied() != 1 {
+		t.Fatal("producer 3's last batch was not kept")
+	}
+	// A day of log time later, producer 3 would have expired.
+	rollWith(t, tl, ts+(ProducerExpiry+time.Hour).Milliseconds())
+	if _, err := tl.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	if emptied() != 0 {
+		t.Fatal("producer 3's emptied batch outlived the producer's expiry")
+	}
+}
+
+// A read that finds only emptied batches goes on to a batch with records,
+// in the same segment or the next, skipping nothing: segmentio/kafka-go
+// cannot take a fetch answer of empty batches alone.
+func TestReadGoesOnPastEmptiedBatches(t *testing.T) {
+	ts := testEpoch.UnixMilli()
+	tl := openTestLog(t, compactConfig())
+	long := strings.Repeat("v", 110)
+	tl.mustAppend(t, keyedBatch(t, codecNone, &producerSpec{id: 1}, rec("a", long, ts)), AppendOptions{})
+	tl.mustAppend(t, keyedBatch(t, codecNone, &producerSpec{id: 2}, rec("b", long, ts)), AppendOptions{})
+	rollWith(t, tl, ts)
+	if first := tl.snapshotSegments()[1].baseOffset; first != 2 {
+		t.Fatalf("the first segment holds offsets up to %d; the test wants the two producers' batches alone there", first)
+	}
+	written := appendRecords(t, tl, codecNone, []testRecord{rec("a", "2", ts), rec("b", "2", ts)})
+	rollWith(t, tl, ts)
+	if _, err := tl.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	for _, maxBytes := range []int{1, 1 << 20} {
+		data, err := tl.Read(0, maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var headers []BatchHeader
+		for len(data) > 0 {
+			h := parseBatchHeader(data)
+			headers = append(headers, h)
+			data = data[h.Size():]
+		}
+		if len(headers) < 3 || headers[0].RecordCount != 0 || headers[1].RecordCount != 0 || headers[2].RecordCount == 0 ||
+			headers[0].BaseOffset != 0 || headers[1].BaseOffset != 1 {
+			t.Fatalf("read at 0 with max %d bytes: %+v, want both emptied batches and then records", maxBytes, headers)
+		}
+		if maxBytes == 1 && (len(headers) != 3 || headers[2].BaseOffset > written[0].offset) {
+			t.Fatalf("read at 0 with max 1 byte: %+v, want up to the first batch with records", headers)
+		}
+	}
+}

@@ -37,7 +37,21 @@ func (l *Log) AppendReadUpTo(dst []byte, offset int64, maxBytes int, upTo int64)
 			return dst, err
 		}
 		if found {
-			return l.readBatches(dst, s, position, h, maxBytes, highWatermark)
+			start := len(dst)
+			dst, err = l.readBatches(dst, s, position, h, maxBytes, highWatermark)
+			read := dst[start:]
+			if err != nil || !onlyEmptyBatches(read) {
+				return dst, err
+			}
+			// Only batches a compacted log's cleaner emptied: read on into
+			// the next segment, for a batch with records; some clients
+			// (segmentio/kafka-go) cannot take an answer of empty batches.
+			offset = lastOffsetOf(read) + 1
+			maxBytes = max(maxBytes-len(read), 1)
+			if position+int64(len(read)) < s.size.Load() {
+				i-- // more of this segment first
+			}
+			continue
 		}
 		// Past this segment's last batch: read on from the next one.
 		if i+1 < len(l.segments) {
