@@ -159,11 +159,14 @@ func (c *Cluster) removeLocalLocked(t *Topic) {
 	// As Kafka does: committed offsets of a deleted topic go with it, so a
 	// topic created again under the name does not inherit them. Every
 	// broker does it: the coordinator may be any of them.
-	if c.coordinators != nil {
+	// Off the apply hook: the deletions are written through the offsets
+	// partitions' leaders and wait for their followers, whose fetches
+	// need the lock this hook holds.
+	go func() {
 		if err := c.coordinators.TopicDeleted(t.Name); err != nil {
 			c.logger.Error("removing the deleted topic's committed offsets", "topic", t.Name, "err", err)
 		}
-	}
+	}()
 	for _, p := range t.Partitions {
 		if p.Log != nil {
 			c.deleteReplica(p)

@@ -151,6 +151,13 @@ func TestDeletedTopicTakesItsCommittedOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Sync(t)
+	// The coordinator deletes them when it applies the deletion, as
+	// Kafka's does: a moment after DeleteTopics is answered.
+	waitFor(t, "the deleted topic's offsets to go", 10*time.Second, func() bool {
+		fetched, err := admin.FetchOffsets(ctx, groupID)
+		_, kept := fetched.Lookup(topic, 0)
+		return err == nil && !kept
+	})
 	check := func(when string) {
 		fetched, err := admin.FetchOffsets(ctx, groupID)
 		if err != nil {
