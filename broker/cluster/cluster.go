@@ -143,6 +143,8 @@ type Cluster struct {
 	// broker create the topic once (another broker's at the same time is
 	// refused as existing).
 	offsetsTopicMu sync.Mutex
+	// creatingOffsetsTopic: the controller is creating it.
+	creatingOffsetsTopic atomic.Bool
 
 	lock *dataDirLock // held from Open to Close
 

@@ -153,7 +153,11 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 	if id, ok := c.quorum.Leader(); ok && id != c.cfg.NodeID {
 		s.lastLeader = id // also the leader elected before the watch began
 	}
+	leading := s.controller.Leading()
 	s.mu.Unlock()
+	if leading {
+		c.maybeCreateOffsetsTopic()
+	}
 
 	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok && !c.left.Load() {
 		if err := c.quorum.Heartbeat(ctx, c.cfg.NodeID, b.Epoch); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -51,6 +52,27 @@ func (c *Cluster) EnsureOffsetsTopic() (*Topic, error) {
 		return nil, fmt.Errorf("%w: creating %s: %v", kerr.CoordinatorNotAvailable, group.OffsetsTopic, err)
 	}
 	return t, nil
+}
+
+// maybeCreateOffsetsTopic is the controller creating __consumer_offsets
+// with the cluster, once as many brokers are in service as it wants
+// replicas (or as there are voters), so the first consumer group of a new
+// cluster does not wait for 50 partitions to be created, replicated and
+// loaded. In the background: the controller loop goes on meanwhile.
+func (c *Cluster) maybeCreateOffsetsTopic() {
+	if _, exists := c.quorum.Image().Topic(group.OffsetsTopic); exists {
+		return
+	}
+	wanted := min(int(c.cfg.OffsetsTopicReplicationFactor), strings.Count(c.cfg.ControllerQuorumVoters, ",")+1)
+	if len(c.Brokers()) < wanted || !c.creatingOffsetsTopic.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.creatingOffsetsTopic.Store(false)
+		if _, err := c.EnsureOffsetsTopic(); err != nil {
+			c.logger.Warn("creating "+group.OffsetsTopic+"; the next tick tries again", "err", err)
+		}
+	}()
 }
 
 // GroupCoordinator is the broker coordinating groupID: the leader of its
