@@ -26,6 +26,12 @@ const (
 
 	// cleanerReadChunk is how much of a segment the cleaner reads at once.
 	cleanerReadChunk = 1 << 20
+
+	// Cleaned groups are swapped in together, up to this many or this
+	// much output (each swap holds appendMu over three directory fsyncs,
+	// so a log of small segments would hold up appends for every one).
+	maxPendingGroups = 32
+	maxPendingBytes  = 64 << 20
 )
 
 var (
@@ -34,19 +40,21 @@ var (
 	errCleanerBufferTooSmall = errors.New("the cleaner's key map cannot hold the keys of one batch; raise CleanerBufferBytes")
 )
 
-func swapPath(dir string, base, end int64) string {
-	return filepath.Join(dir, fmt.Sprintf("%020d.%020d%s", base, end, swapSuffix))
+func swapPath(dir string, base, end int64, count int) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d.%020d.%d%s", base, end, count, swapSuffix))
 }
 
-// parseSwapName returns the range of a <base>.<end>.swap name.
-func parseSwapName(name string) (base, end int64, ok bool) {
+// parseSwapName returns the range of a <base>.<end>.<count>.swap name and
+// the number of swaps committed with it.
+func parseSwapName(name string) (base, end int64, count int, ok bool) {
 	rest, found := strings.CutSuffix(name, swapSuffix)
-	if !found || len(rest) != 41 || rest[20] != '.' {
-		return 0, 0, false
+	if !found || len(rest) < 43 || rest[20] != '.' || rest[41] != '.' {
+		return 0, 0, 0, false
 	}
 	base, err1 := strconv.ParseInt(rest[:20], 10, 64)
-	end, err2 := strconv.ParseInt(rest[21:], 10, 64)
-	return base, end, err1 == nil && err2 == nil && base >= 0 && end > base
+	end, err2 := strconv.ParseInt(rest[21:41], 10, 64)
+	count, err3 := strconv.Atoi(rest[42:])
+	return base, end, count, err1 == nil && err2 == nil && err3 == nil && base >= 0 && end > base && count > 0
 }
 
 // segmentFileBase returns the base offset of a segment's .log, .index or
@@ -149,6 +157,10 @@ type cleaning struct {
 	horizon, producerHorizon int64
 	logTime                  int64
 
+	// pending: groups cleaned and fsynced, waiting to be swapped in
+	pending      []*cleanedSegment
+	pendingBytes int64
+
 	scratch     []byte // decompressed records
 	recordsBuf  []byte
 	compressBuf []byte
@@ -156,6 +168,34 @@ type cleaning struct {
 	kept        []keyedRecord
 	keyOffsets  []keyOffset
 	started     time.Time
+
+	// ioBytes counts what the cleaner read and wrote, for the throttle,
+	// since throttleStart.
+	ioBytes       int64
+	throttleStart time.Time
+}
+
+// throttle counts n bytes of I/O and, with CleanerBytesPerSecond set,
+// sleeps (on the log's clock) while the clean is ahead of that rate, as
+// Kafka's log.cleaner.io.max.bytes.per.second does.
+func (c *cleaning) throttle(n int) error {
+	rate := c.plan.config.CleanerBytesPerSecond
+	if rate <= 0 {
+		return nil
+	}
+	c.ioBytes += int64(n)
+	ahead := time.Duration(float64(c.ioBytes)/float64(rate)*float64(time.Second)) - c.log.clock.Now().Sub(c.throttleStart)
+	if ahead < 10*time.Millisecond {
+		return nil
+	}
+	timer := c.log.clock.NewTimer(ahead)
+	defer timer.Stop()
+	select {
+	case <-timer.C():
+		return nil
+	case <-c.log.cleaner.stop:
+		return errCleanerStopped
+	}
 }
 
 type keyOffset struct {
@@ -165,7 +205,7 @@ type keyOffset struct {
 
 // clean cleans the log as plan says. Called holding the cleaner slot.
 func (l *Log) clean(plan cleanPlan) (CleanResult, error) {
-	c := &cleaning{log: l, plan: plan, started: time.Now(),
+	c := &cleaning{log: l, plan: plan, started: time.Now(), throttleStart: l.clock.Now(),
 		result: CleanResult{FirstDirty: plan.firstDirty, End: plan.firstDirty}}
 	budget := plan.config.CleanerBufferBytes
 	if budget == 0 {
@@ -183,10 +223,19 @@ func (l *Log) clean(plan cleanPlan) (CleanResult, error) {
 	}
 	c.horizon = tombstoneHorizon(c.logTime, plan.config.DeleteRetention.Milliseconds())
 	c.producerHorizon = tombstoneHorizon(c.logTime, ProducerExpiry.Milliseconds())
+	defer c.discardPending()
 	for _, group := range c.groups() {
 		if err := c.cleanGroup(group); err != nil {
 			return c.result, err
 		}
+		if len(c.pending) >= maxPendingGroups || c.pendingBytes >= maxPendingBytes {
+			if err := c.commitPending(); err != nil {
+				return c.result, err
+			}
+		}
+	}
+	if err := c.commitPending(); err != nil {
+		return c.result, err
 	}
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -200,6 +249,9 @@ func (l *Log) clean(plan cleanPlan) (CleanResult, error) {
 		return c.result, err
 	}
 	l.cleaner.failure = ""
+	l.cleaner.passes.Add(1)
+	l.cleaner.bytesRead.Add(c.result.BytesRead)
+	l.cleaner.bytesWritten.Add(c.result.BytesWritten)
 	l.logger.Info("cleaned log", "first_dirty_offset", plan.firstDirty, "cleaned_to", c.end,
 		"segments_replaced", len(c.result.Replaced), "bytes_read", c.result.BytesRead, "bytes_written", c.result.BytesWritten,
 		"records_read", c.result.RecordsRead, "records_kept", c.result.RecordsKept, "took", time.Since(c.started))
@@ -248,6 +300,9 @@ func (c *cleaning) mapKeys() error {
 			}
 			if c.stopped() {
 				return errCleanerStopped
+			}
+			if err := c.throttle(h.Size()); err != nil {
+				return err
 			}
 			if h.LastOffset() >= p.firstDirty && !m.room(int(h.RecordCount)+1) {
 				if m.used == 0 {
@@ -349,6 +404,9 @@ func (c *cleaning) cleanGroup(group []*segment) error {
 			if c.stopped() {
 				return errCleanerStopped
 			}
+			if err := c.throttle(h.Size()); err != nil {
+				return err
+			}
 			c.result.BytesRead += int64(h.Size())
 			out, unchanged := c.filter(batch, h)
 			if unchanged {
@@ -365,27 +423,66 @@ func (c *cleaning) cleanGroup(group []*segment) error {
 	if err != nil || cleaned == nil {
 		return err
 	}
-	l := c.log
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	switch {
-	case l.closed:
-		return ErrClosed
-	case l.failed() != nil:
-		return l.failed()
-	case l.cleaner.generation != c.plan.generation:
-		return errCleanAbandoned
-	case !l.groupInPlaceLocked(group):
-		// Retention or DeleteRecords removed some of these segments.
+	w.swapped = true // from here on, c.pending owns its files
+	c.pending = append(c.pending, cleaned)
+	c.pendingBytes += cleaned.size
+	return nil
+}
+
+// commitPending swaps in the groups cleaned since the last commit. It
+// holds the log's files lock throughout, so retention, DeleteRecords and
+// truncation wait, but appendMu only to check the groups are still in
+// place and to swap the segment list: the renames, links and directory
+// fsyncs do not hold up appends. A group retention or DeleteRecords removed
+// segments of meanwhile is dropped.
+func (c *cleaning) commitPending() error {
+	if len(c.pending) == 0 {
 		return nil
 	}
-	w.swapped = true // from here on, its files are the log's
-	if err := l.swapInLocked(cleaned); err != nil {
+	l := c.log
+	l.cleaner.filesMu.Lock()
+	defer l.cleaner.filesMu.Unlock()
+	l.appendMu.Lock()
+	var err error
+	switch {
+	case l.closed:
+		err = ErrClosed
+	case l.failed() != nil:
+		err = l.failed()
+	case l.cleaner.generation != c.plan.generation:
+		err = errCleanAbandoned
+	}
+	var ready []*cleanedSegment
+	if err == nil {
+		for _, cleaned := range c.pending {
+			if l.groupInPlaceLocked(cleaned.replaced) {
+				ready = append(ready, cleaned)
+			} else {
+				cleaned.discard(l.fsys)
+			}
+		}
+		c.pending, c.pendingBytes = c.pending[:0], 0
+	}
+	l.appendMu.Unlock()
+	if err != nil {
 		return err
 	}
-	c.result.Replaced = append(c.result.Replaced, CleanedRange{Base: cleaned.base, End: cleaned.end})
-	c.result.BytesWritten += cleaned.size
+	if err := l.swapIn(ready); err != nil {
+		return err
+	}
+	for _, cleaned := range ready {
+		c.result.Replaced = append(c.result.Replaced, CleanedRange{Base: cleaned.base, End: cleaned.end})
+		c.result.BytesWritten += cleaned.size
+	}
 	return nil
+}
+
+// discardPending removes the output of groups cleaned but not swapped in.
+func (c *cleaning) discardPending() {
+	for _, cleaned := range c.pending {
+		cleaned.discard(c.log.fsys)
+	}
+	c.pending = nil
 }
 
 // filter decides about one batch. unchanged: it stays as it is; otherwise
@@ -404,8 +501,11 @@ func (c *cleaning) filter(batch []byte, h BatchHeader) (out []byte, unchanged bo
 	}
 	// A producer's last batch keeps its sequence for the producer state,
 	// until the producer would have expired (Kafka drops it then too).
+	// (The base timestamp, not the max: a clean that takes records out
+	// of a batch lowers its max timestamp, and the outcome must not depend
+	// on how many cleans came before.)
 	lastOfProducer := h.ProducerID >= 0 && c.keys.producerLastOffset(h.ProducerID) == h.LastOffset() &&
-		h.MaxTimestamp >= c.producerHorizon
+		h.BaseTimestamp >= c.producerHorizon
 	if h.RecordCount == 0 {
 		return nil, lastOfProducer
 	}
@@ -497,13 +597,15 @@ func (c *cleaning) rebuild(original []byte, h BatchHeader, kept []keyedRecord, m
 }
 
 // emptyBatch is a batch's header with no records, as Kafka keeps the last
-// batch of a producer: uncompressed, both timestamps the max timestamp.
+// batch of a producer: uncompressed, both timestamps the base timestamp
+// (which, unlike the max, no clean changes, so the bytes are the same
+// however many cleans the batch went through).
 func (c *cleaning) emptyBatch(original []byte, h BatchHeader) []byte {
 	out := append(c.outBuf[:0], original[:batchHeaderSize]...)
 	c.outBuf = out
 	binary.BigEndian.PutUint32(out[batchLengthAt:], uint32(batchHeaderSize-batchLogOverhead))
 	binary.BigEndian.PutUint16(out[batchAttributesAt:], uint16(h.Attributes&^attributeCompressionMask))
-	binary.BigEndian.PutUint64(out[batchBaseTimestampAt:], uint64(h.MaxTimestamp))
+	binary.BigEndian.PutUint64(out[batchMaxTimestampAt:], uint64(h.BaseTimestamp))
 	binary.BigEndian.PutUint32(out[batchRecordCountAt:], 0)
 	binary.BigEndian.PutUint32(out[batchCRCAt:], crc32.Checksum(out[batchAttributesAt:], crc32c))
 	return out
@@ -532,6 +634,13 @@ type cleanedSegment struct {
 	index      *segment
 	replaced   []*segment
 	createTime time.Time
+}
+
+// discard removes the files of a cleaned segment never swapped in.
+func (cleaned *cleanedSegment) discard(fsys FS) {
+	for _, name := range cleaned.names {
+		_ = fsys.Remove(name)
+	}
 }
 
 func (w *groupWriter) keep(h BatchHeader, batch []byte) error {
@@ -608,8 +717,9 @@ func (w *groupWriter) flush() error {
 		return err
 	}
 	w.written += int64(len(w.buf))
+	n := len(w.buf)
 	w.buf = w.buf[:0]
-	return nil
+	return w.c.throttle(n)
 }
 
 // finish completes the output, with its indexes, and fsyncs it. It
@@ -697,70 +807,86 @@ func (l *Log) groupInPlaceLocked(group []*segment) bool {
 	return false
 }
 
-// swapInLocked replaces the group's segments by the cleaned one. The
-// rename to .swap is the commit point: before it, a crash leaves the old
-// segments (and a .cleaned file that Open removes); after it, Open finishes
-// the swap from the .swap file. Every later step only moves names, and the
-// .swap name goes last, after the segment's own names are durable. A
-// failure past the commit point takes the log offline, so that reopening
-// finishes the swap. Called under appendMu.
-func (l *Log) swapInLocked(cleaned *cleanedSegment) error {
-	swap := swapPath(l.dir, cleaned.base, cleaned.end)
-	if err := l.fsys.Rename(cleaned.names[0], swap); err != nil {
-		return l.fail(err)
+// swapInLocked replaces each group's segments by its cleaned one, all
+// groups at once. Renaming the .cleaned logs to .swap names that carry the
+// number of groups is the commit point: Open finishes the swaps only if
+// every one of them is there, and otherwise removes them, the old segments
+// being untouched until the renames are durable. (All or none matters: a
+// later group may have dropped a tombstone whose key's older value an
+// earlier group removes.) Every later step only moves names, and the .swap
+// names go last, after the segments' own names are durable; each step is
+// done for every group before one directory fsync. A failure past the
+// commit point takes the log offline, so that reopening finishes the
+// swaps. Called holding cleaner.filesMu (not appendMu, which it takes to
+// swap the segment list).
+func (l *Log) swapIn(groups []*cleanedSegment) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	for _, cleaned := range groups {
+		if err := l.fsys.Rename(cleaned.names[0], swapPath(l.dir, cleaned.base, cleaned.end, len(groups))); err != nil {
+			return l.fail(err)
+		}
 	}
 	if err := l.fsys.SyncDir(l.dir); err != nil {
 		return l.fail(err)
 	}
-	for _, s := range cleaned.replaced {
-		for _, suffix := range []string{logFileSuffix, indexFileSuffix, timeIndexFileSuffix} {
-			if err := l.fsys.Remove(segmentPath(l.dir, s.baseOffset, suffix)); err != nil && !isNotExist(err) {
+	for _, cleaned := range groups {
+		for _, s := range cleaned.replaced {
+			for _, suffix := range []string{logFileSuffix, indexFileSuffix, timeIndexFileSuffix} {
+				if err := l.fsys.Remove(segmentPath(l.dir, s.baseOffset, suffix)); err != nil && !isNotExist(err) {
+					return l.fail(err)
+				}
+			}
+		}
+		links := [][2]string{
+			{swapPath(l.dir, cleaned.base, cleaned.end, len(groups)), segmentPath(l.dir, cleaned.base, logFileSuffix)},
+			{cleaned.names[1], segmentPath(l.dir, cleaned.base, indexFileSuffix)},
+			{cleaned.names[2], segmentPath(l.dir, cleaned.base, timeIndexFileSuffix)},
+		}
+		for _, link := range links {
+			if err := l.fsys.Link(link[0], link[1]); err != nil {
 				return l.fail(err)
 			}
 		}
 	}
-	links := [][2]string{
-		{swap, segmentPath(l.dir, cleaned.base, logFileSuffix)},
-		{cleaned.names[1], segmentPath(l.dir, cleaned.base, indexFileSuffix)},
-		{cleaned.names[2], segmentPath(l.dir, cleaned.base, timeIndexFileSuffix)},
-	}
-	for _, link := range links {
-		if err := l.fsys.Link(link[0], link[1]); err != nil {
-			return l.fail(err)
-		}
-	}
 	if err := l.fsys.SyncDir(l.dir); err != nil {
 		return l.fail(err)
 	}
-	next, err := openSegment(l.fsys, l.dir, cleaned.base)
-	if err != nil {
-		return l.fail(err)
-	}
-	built := cleaned.index
-	next.size.Store(cleaned.size)
-	next.nextOffset.Store(cleaned.end)
-	next.created = cleaned.createTime
-	next.indexLoaded = true
-	next.offsets, next.times = built.offsets, built.times
-	next.offsetsWritten, next.timesWritten = len(built.offsets), len(built.times)
-	next.maxTimestamp, next.offsetOfMaxTimestamp = built.maxTimestamp, built.offsetOfMaxTimestamp
-	next.firstBatchTimestamp = built.firstBatchTimestamp
-
-	l.segmentsMu.Lock()
-	for i, s := range l.segments {
-		if s == cleaned.replaced[0] {
-			rest := l.segments[i+len(cleaned.replaced):]
-			l.segments = append(append(append([]*segment(nil), l.segments[:i]...), next), rest...)
-			break
+	for _, cleaned := range groups {
+		next, err := openSegment(l.fsys, l.dir, cleaned.base)
+		if err != nil {
+			return l.fail(err)
+		}
+		built := cleaned.index
+		next.size.Store(cleaned.size)
+		next.nextOffset.Store(cleaned.end)
+		next.created = cleaned.createTime
+		next.indexLoaded = true
+		next.offsets, next.times = built.offsets, built.times
+		next.offsetsWritten, next.timesWritten = len(built.offsets), len(built.times)
+		next.maxTimestamp, next.offsetOfMaxTimestamp = built.maxTimestamp, built.offsetOfMaxTimestamp
+		next.firstBatchTimestamp = built.firstBatchTimestamp
+		l.appendMu.Lock()
+		l.segmentsMu.Lock()
+		for i, s := range l.segments {
+			if s == cleaned.replaced[0] {
+				rest := l.segments[i+len(cleaned.replaced):]
+				l.segments = append(append(append([]*segment(nil), l.segments[:i]...), next), rest...)
+				break
+			}
+		}
+		l.segmentsMu.Unlock()
+		l.appendMu.Unlock()
+		for _, s := range cleaned.replaced {
+			_ = s.close()
 		}
 	}
-	l.segmentsMu.Unlock()
-	for _, s := range cleaned.replaced {
-		_ = s.close()
-	}
-	for _, name := range []string{swap, cleaned.names[1], cleaned.names[2]} {
-		if err := l.fsys.Remove(name); err != nil {
-			return l.fail(err)
+	for _, cleaned := range groups {
+		for _, name := range []string{swapPath(l.dir, cleaned.base, cleaned.end, len(groups)), cleaned.names[1], cleaned.names[2]} {
+			if err := l.fsys.Remove(name); err != nil {
+				return l.fail(err)
+			}
 		}
 	}
 	if err := l.fsys.SyncDir(l.dir); err != nil {
@@ -770,14 +896,22 @@ func (l *Log) swapInLocked(cleaned *cleanedSegment) error {
 }
 
 // recoverCleanerFiles, at open, removes a clean's unfinished output and
-// finishes a swap a crash interrupted: the segments in the swap's range
-// go, and the swap becomes the segment of its base offset.
+// finishes the swaps a crash interrupted: when every swap of the commit is
+// there, the segments in each swap's range go and the swap becomes the
+// segment of its base offset; when only some are, the commit did not
+// happen (or the swaps were being removed after it finished), and they go.
 func (l *Log) recoverCleanerFiles() error {
 	names, err := l.fsys.ReadDir(l.dir)
 	if err != nil {
 		return err
 	}
 	changed := false
+	type swap struct {
+		name       string
+		base, end  int64
+		groupCount int
+	}
+	var swaps []swap
 	for _, name := range names {
 		if strings.HasSuffix(name, cleanedSuffix) {
 			if err := l.fsys.Remove(filepath.Join(l.dir, name)); err != nil {
@@ -785,37 +919,52 @@ func (l *Log) recoverCleanerFiles() error {
 			}
 			changed = true
 		}
+		if base, end, count, ok := parseSwapName(name); ok {
+			swaps = append(swaps, swap{name, base, end, count})
+		}
 	}
-	for _, name := range names {
-		base, end, ok := parseSwapName(name)
-		if !ok {
+	complete := len(swaps) > 0
+	for _, s := range swaps {
+		complete = complete && s.groupCount == len(swaps)
+	}
+	for _, s := range swaps {
+		if !complete {
+			if err := l.fsys.Remove(filepath.Join(l.dir, s.name)); err != nil {
+				return err
+			}
+			changed = true
 			continue
 		}
 		for _, other := range names {
-			if b, ok := segmentFileBase(other); ok && b >= base && b < end {
+			if b, ok := segmentFileBase(other); ok && b >= s.base && b < s.end {
 				if err := l.fsys.Remove(filepath.Join(l.dir, other)); err != nil && !isNotExist(err) {
 					return err
 				}
 			}
 		}
-		if err := l.fsys.SyncDir(l.dir); err != nil {
-			return err
-		}
-		swap := filepath.Join(l.dir, name)
-		if err := l.fsys.Link(swap, segmentPath(l.dir, base, logFileSuffix)); err != nil {
-			return err
-		}
-		if err := l.fsys.SyncDir(l.dir); err != nil {
-			return err
-		}
-		if err := l.fsys.Remove(swap); err != nil {
-			return err
-		}
-		changed = true
-		l.logger.Warn("finished swapping in a cleaned segment after an unclean stop", "segment", segmentPath(l.dir, base, logFileSuffix), "replaced_up_to_offset", end)
 	}
-	if changed {
-		return l.fsys.SyncDir(l.dir)
+	if !complete {
+		if changed {
+			return l.fsys.SyncDir(l.dir)
+		}
+		return nil
 	}
-	return nil
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		return err
+	}
+	for _, s := range swaps {
+		if err := l.fsys.Link(filepath.Join(l.dir, s.name), segmentPath(l.dir, s.base, logFileSuffix)); err != nil {
+			return err
+		}
+	}
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		return err
+	}
+	for _, s := range swaps {
+		if err := l.fsys.Remove(filepath.Join(l.dir, s.name)); err != nil {
+			return err
+		}
+		l.logger.Warn("finished swapping in a cleaned segment after an unclean stop", "segment", segmentPath(l.dir, s.base, logFileSuffix), "replaced_up_to_offset", s.end)
+	}
+	return l.fsys.SyncDir(l.dir)
 }

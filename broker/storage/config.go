@@ -49,6 +49,10 @@ type Config struct {
 	// log.cleaner.dedupe.buffer.size does: a log with more distinct keys
 	// to clean than fit is cleaned in several passes. 0: the default.
 	CleanerBufferBytes int64
+	// CleanerBytesPerSecond bounds what the cleaner reads and writes per
+	// second (Kafka's log.cleaner.io.max.bytes.per.second), so cleaning
+	// leaves the disk to appends. 0: no limit, Kafka's default.
+	CleanerBytesPerSecond int64
 }
 
 // CleanupPolicy is cleanup.policy. The zero value is delete.
@@ -174,6 +178,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("min compaction lag %v: must be 0 or positive", c.MinCompactionLag)
 	case c.MaxCompactionLag < 0:
 		return fmt.Errorf("max compaction lag %v: must be 0 (no limit) or positive", c.MaxCompactionLag)
+	case c.CleanerBytesPerSecond < 0:
+		return fmt.Errorf("cleaner bytes per second %d: must be 0 (no limit) or positive", c.CleanerBytesPerSecond)
 	case c.CleanerBufferBytes != 0 && c.CleanerBufferBytes < minCleanerBufferBytes:
 		return fmt.Errorf("cleaner buffer bytes %d: must be 0 (the default, %d) or at least %d", c.CleanerBufferBytes, DefaultCleanerBufferBytes, minCleanerBufferBytes)
 	}

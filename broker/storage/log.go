@@ -39,8 +39,9 @@ type Options struct {
 
 // Log is one partition's log. All methods are safe for concurrent use.
 //
-// Locks, in the order they are taken: appendMu (appends, rolls, retention,
-// DeleteRecords, Close), then segmentsMu (the segment list; readers hold it
+// Locks, in the order they are taken: cleaner.filesMu (the cleaner's
+// swaps, retention, DeleteRecords, truncation), then appendMu (appends,
+// rolls, retention, DeleteRecords, Close), then segmentsMu (the segment list; readers hold it
 // shared), then each segment's mu. groupCommit.mu and durableWrites.mu are
 // taken alone, never while holding another lock; they order fsyncs.
 type Log struct {

@@ -60,6 +60,12 @@ type cleanerState struct {
 	stop    chan struct{} // closed by Close
 	wg      sync.WaitGroup
 
+	// filesMu is held by whatever removes or rewrites the files of closed
+	// segments: the cleaner's swap, retention, DeleteRecords and
+	// truncation. It is taken before appendMu, so the cleaner can rename
+	// and fsync without holding up appends.
+	filesMu sync.Mutex
+
 	// Under Log.appendMu.
 	checkpoint cleanerCheckpoint
 	// generation counts truncations: a clean planned before one must not
@@ -68,6 +74,20 @@ type cleanerState struct {
 	// failure is why the last clean failed; a log that keeps failing the
 	// same way is reported once.
 	failure string
+
+	// Totals since the log opened, for metrics and benchmarks.
+	passes, bytesRead, bytesWritten atomic.Int64
+}
+
+// CleanerStats are a log's cleaner totals since it opened.
+type CleanerStats struct {
+	Passes                  int64 // cleans that got anywhere
+	BytesRead, BytesWritten int64 // segment bytes the cleaner read and wrote
+}
+
+// CleanerStats returns the cleaner's totals since the log opened.
+func (l *Log) CleanerStats() CleanerStats {
+	return CleanerStats{Passes: l.cleaner.passes.Load(), BytesRead: l.cleaner.bytesRead.Load(), BytesWritten: l.cleaner.bytesWritten.Load()}
 }
 
 // enter registers a clean; false once the log is closing.

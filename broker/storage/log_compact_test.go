@@ -730,3 +730,52 @@ func TestReadGoesOnPastEmptiedBatches(t *testing.T) {
 		}
 	}
 }
+
+// With CleanerBytesPerSecond, a clean takes as long, on the log's clock,
+// as its I/O at that rate; Close stops a clean that waits.
+func TestCleanerIsThrottled(t *testing.T) {
+	ts := testEpoch.UnixMilli()
+	cfg := compactConfig()
+	cfg.CleanerBytesPerSecond = 1000
+	tl := openTestLog(t, cfg)
+	appendRecords(t, tl, codecNone, rounds(20, 4, ts)...)
+	rollWith(t, tl, ts)
+	done := make(chan CleanResult, 1)
+	go func() {
+		result, err := tl.Clean()
+		if err != nil {
+			t.Error(err)
+		}
+		done <- result
+	}()
+	var waited time.Duration
+	var result CleanResult
+	for finished := false; !finished; {
+		select {
+		case result = <-done:
+			finished = true
+		case <-time.After(time.Millisecond):
+			tl.clock.Advance(100 * time.Millisecond)
+			waited += 100 * time.Millisecond
+		}
+	}
+	io := result.BytesRead*2 + result.BytesWritten // read to map, read to rewrite, written
+	if min := time.Duration(float64(io)/1000*float64(time.Second)) - time.Second; waited < min {
+		t.Fatalf("a clean of %d bytes of I/O at 1000 B/s finished after %v of log time, want at least %v", io, waited, min)
+	}
+
+	appendRecords(t, tl, codecNone, rounds(20, 4, ts)...)
+	rollWith(t, tl, ts)
+	go func() {
+		_, err := tl.Clean()
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("a throttled clean when the log closed: %v, want ErrClosed", err)
+		}
+		close(done)
+	}()
+	time.Sleep(10 * time.Millisecond)
+	if err := tl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}

@@ -37,6 +37,8 @@ func (l *Log) Maintain() error {
 // The active segment is never deleted, and a log whose cleanup policy is
 // compact alone keeps everything.
 func (l *Log) EnforceRetention() (int, error) {
+	l.cleaner.filesMu.Lock()
+	defer l.cleaner.filesMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
@@ -84,6 +86,8 @@ func (l *Log) EnforceRetention() (int, error) {
 // the segments that then hold only records below it. It returns the new log
 // start offset.
 func (l *Log) DeleteRecords(offset int64) (int64, error) {
+	l.cleaner.filesMu.Lock()
+	defer l.cleaner.filesMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
@@ -102,6 +106,8 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 // FollowLogStart moves a follower's log start up to the leader's (its
 // retention or DeleteRecords), as far as this log reaches.
 func (l *Log) FollowLogStart(offset int64) (int64, error) {
+	l.cleaner.filesMu.Lock()
+	defer l.cleaner.filesMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {

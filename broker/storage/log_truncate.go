@@ -14,6 +14,8 @@ import (
 // it returns. offset below the log start empties the log down to its
 // start. Only a follower truncates: nothing may read the range being cut.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
+	l.cleaner.filesMu.Lock()
+	defer l.cleaner.filesMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
@@ -188,6 +190,8 @@ func (l *Log) truncateProducerSnapshotsLocked(newEnd int64) error {
 // DeleteRecords took what it still needed) or whose log lies past the
 // leader's end after an unclean election.
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.cleaner.filesMu.Lock()
+	defer l.cleaner.filesMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
