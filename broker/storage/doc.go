@@ -20,9 +20,9 @@
 //	  clean-shutdown                  present only while the log is closed cleanly
 //	  cleaner-checkpoint              how far a compacted log is cleaned
 //	  00000000000000000000.log.cleaned (.index.cleaned, .timeindex.cleaned)
-//	                               a clean's output being written; Open removes it
+//	                                  a clean's output being written; Open removes it
 //	  00000000000000000000.00000000000000065536.3.swap
-//	                               a cleaned segment being swapped in; Open finishes it
+//	                                  a cleaned segment being swapped in; Open finishes it
 //
 // The leader-epoch checkpoint is Kafka's text form: "0", the entry count,
 // then "epoch start_offset" per line. An epoch is written there before the
