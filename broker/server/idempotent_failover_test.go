@@ -55,8 +55,12 @@ func TestIdempotentProducerAcrossALeaderChange(t *testing.T) {
 		return resp.Topics[0].Partitions[0]
 	}
 	leaderOf := func(b *testBroker) int32 { return partitionOf(b, "idempotent", 0).State().Leader }
-	waitFor(t, "a leader", 10*time.Second, func() bool { return leaderOf(brokers[0]) >= 1 })
-	old := leaderOf(brokers[0])
+	// The leader itself must have applied its leadership.
+	var old int32
+	waitFor(t, "a leader", 10*time.Second, func() bool {
+		old = leaderOf(brokers[0])
+		return old >= 1 && leaderOf(brokerByID(brokers, old)) == old && partitionOf(brokerByID(brokers, old), "idempotent", 0).Replica != nil
+	})
 	for sequence := int32(0); sequence <= 6; sequence += 3 {
 		if p := produceAt(old, sequence); p.ErrorCode != 0 || p.BaseOffset != int64(sequence) {
 			t.Fatalf("batch at sequence %d: error %d, base offset %d", sequence, p.ErrorCode, p.BaseOffset)
