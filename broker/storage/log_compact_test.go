@@ -779,3 +779,55 @@ func TestCleanerIsThrottled(t *testing.T) {
 	}
 	<-done
 }
+
+// A follower cut back below its cleaning point cleans what it appends
+// there again: the checkpoint follows the cut.
+func TestTruncationBelowTheCleaningPoint(t *testing.T) {
+	ts := testEpoch.UnixMilli()
+	tl := openTestLog(t, compactConfig())
+	appendRecords(t, tl, codecNone, rounds(10, 4, ts)...)
+	rollWith(t, tl, ts)
+	if _, err := tl.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	cleaned, _ := readRecords(t, tl.Log)
+	cut := tl.CleanerCheckpoint() - 10
+	end, err := tl.TruncateTo(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.CleanerCheckpoint(); got != end {
+		t.Fatalf("checkpoint %d after cutting the log to %d", got, end)
+	}
+	// What the cut leaves is what the clean had left below it. (Records a
+	// clean removed because of later ones that the cut took are gone: the
+	// cleaner stays below the high watermark, which only an unclean
+	// election cuts back.)
+	var kept []readRecord
+	for _, r := range cleaned {
+		if r.offset < end {
+			kept = append(kept, r)
+		}
+	}
+	// The leader's log went on differently from the cut.
+	fromLeader := keyedBatch(t, codecNone, nil, rec("k0", "leader", ts), rec("k1", "leader", ts), rec("k0", "leader-again", ts))
+	setBaseOffset(fromLeader, end)
+	if _, err := tl.Append(fromLeader, AppendOptions{FromLeader: true}); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, readRecord{offset: end, key: "k0", value: "leader"}, readRecord{offset: end + 1, key: "k1", value: "leader"},
+		readRecord{offset: end + 2, key: "k0", value: "leader-again"})
+	kept = append(kept, rollWith(t, tl, ts)...)
+	for i := range kept {
+		kept[i].hasKey = true
+	}
+	result, err := tl.Clean()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result.FirstDirty != end {
+		t.Fatalf("the clean after the cut started at %d, want %d", result.FirstDirty, end)
+	}
+	got, _ := readRecords(t, tl.Log)
+	recordsEqual(t, got, lastPerKey(kept, result.End, -1<<62))
+}
