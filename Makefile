@@ -93,6 +93,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBatches$$' -fuzztime $(FUZZTIME) ./broker/storage/
 	$(GO) test -run '^$$' -fuzz '^FuzzRecoverTail$$' -fuzztime $(FUZZTIME) ./broker/storage/
+	$(GO) test -run '^$$' -fuzz '^FuzzCleanedLogHoldsTheLastRecordOfEachKey$$' -fuzztime $(FUZZTIME) ./broker/storage/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./broker/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./broker/metadata/
 	$(GO) test -run '^$$' -fuzz '^FuzzLogStoreRecovery$$' -fuzztime $(FUZZTIME) ./broker/quorum/
