@@ -57,14 +57,17 @@ func (h *kqHandled) Consume(_ context.Context, _, value string) error {
 // they refresh their metadata and go on with the new leader. Every value
 // acknowledged to a producer is in the topic, the kq group handles them
 // all, and kcat (librdkafka) produces to the cluster and reads it back
-// after the failover. The victim is not broker 1, which coordinates the
-// groups until coordinators move onto a replicated offsets topic.
+// after the failover.
 func TestClientsFailOver(t *testing.T) {
 	bin := buildBroker(t)
 	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	admin := kadm.NewClient(mustClient(t, addrs...))
+	// The new cluster's __consumer_offsets (50 partitions, 3 replicas) is
+	// created and replicated first, so the producers' figures below are of
+	// the failover, not of that start.
+	waitWholeISRs(t, ctx, admin, "__consumer_offsets", 3)
 	// Partition 0 led by broker 2, partition 1 by broker 3.
 	create := kmsg.NewPtrCreateTopicsRequest()
 	topic := kmsg.NewCreateTopicsRequestTopic()
