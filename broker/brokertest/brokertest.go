@@ -208,6 +208,21 @@ func StartCluster(t testing.TB, n int, configure func(*config.Config)) []*Broker
 			b.Stop(t)
 		}
 	})
+	// Each is in service once the controller saw its heartbeat: wait for
+	// every broker to know them all, so a topic of n replicas can be
+	// created at once.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ready := true
+		for _, b := range brokers {
+			ready = ready && len(b.Cluster.Brokers()) == n
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d brokers were not all in service within 10 s", n)
+		}
+	}
 	return brokers
 }
 
