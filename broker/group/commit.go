@@ -264,14 +264,10 @@ func (c *Coordinator) TopicDeleted(topic string) error {
 func (c *Coordinator) DeleteOffsets(groupID string, tps []TopicPartition) error {
 	now := c.clock.Now()
 	c.mu.Lock()
-	g, ok := c.groups[groupID]
-	switch {
-	case !ok || g.state == StateDead:
+	g, err := c.emptyGroupLocked(groupID, kerr.GroupSubscribedToTopic)
+	if err != nil {
 		c.mu.Unlock()
-		return fmt.Errorf("%w: group %q does not exist", kerr.GroupIDNotFound, groupID)
-	case g.state != StateEmpty:
-		c.mu.Unlock()
-		return fmt.Errorf("%w: group %q has members; stop its consumers first", kerr.GroupSubscribedToTopic, groupID)
+		return err
 	}
 	deletes := make([]OffsetCommit, len(tps))
 	for i, tp := range tps {

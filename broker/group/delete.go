@@ -24,14 +24,10 @@ type deletion struct {
 func (c *Coordinator) Delete(groupID string) error {
 	now := c.clock.Now()
 	c.mu.Lock()
-	g, ok := c.groups[groupID]
-	switch {
-	case !ok || g.state == StateDead:
+	g, err := c.emptyGroupLocked(groupID, kerr.NonEmptyGroup)
+	if err != nil {
 		c.mu.Unlock()
-		return fmt.Errorf("%w: group %q does not exist", kerr.GroupIDNotFound, groupID)
-	case g.state != StateEmpty:
-		c.mu.Unlock()
-		return fmt.Errorf("%w: group %q has members; stop its consumers first", kerr.NonEmptyGroup, groupID)
+		return err
 	}
 	d := c.deleteGroupLocked(g, now)
 	c.mu.Unlock()
@@ -68,4 +64,18 @@ func (c *Coordinator) finishDeletion(d *deletion) error {
 		delete(c.groups, g.name)
 	}
 	return nil
+}
+
+// emptyGroupLocked is the group, if it exists and has no members:
+// GROUP_ID_NOT_FOUND, or busy (Kafka's code for the operation) when it
+// has members.
+func (c *Coordinator) emptyGroupLocked(groupID string, busy *kerr.Error) (*group, error) {
+	g, ok := c.groups[groupID]
+	switch {
+	case !ok || g.state == StateDead:
+		return nil, fmt.Errorf("%w: group %q does not exist", kerr.GroupIDNotFound, groupID)
+	case g.state != StateEmpty:
+		return nil, fmt.Errorf("%w: group %q has members; stop its consumers first", busy, groupID)
+	}
+	return g, nil
 }
