@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/common/mysqltest"
 	"github.com/kqstack/kqstack/common/redistest"
@@ -21,7 +25,11 @@ import (
 )
 
 type stack struct {
-	t        testing.TB
+	t testing.TB // where failures go: the test or subtest running now
+	// owner is the test the stack belongs to: its cleanups stop the
+	// processes
+	owner    testing.TB
+	brokers  string
 	dir      string
 	bins     map[string]string
 	configs  map[string]string
@@ -57,7 +65,7 @@ func mariaDBDatabase(t testing.TB) database {
 func newStack(t testing.TB, db func(dir string) database) *stack {
 	b := brokertest.Start(t, nil)
 	rdb := redistest.Start(t)
-	s := &stack{t: t, dir: t.TempDir(), bins: map[string]string{}, configs: map[string]string{}, procs: map[string]*exec.Cmd{}}
+	s := &stack{t: t, owner: t, brokers: b.Addr, dir: t.TempDir(), bins: map[string]string{}, configs: map[string]string{}, procs: map[string]*exec.Cmd{}}
 	for name, pkg := range map[string]string{"order-api": "app/order/cmd/api", "order-mq": "app/order/cmd/mq", "payment-api": "app/payment/cmd/api"} {
 		bin := filepath.Join(s.dir, name)
 		out, err := exec.Command("go", "build", "-o", bin, "github.com/kqstack/kqstack/"+pkg).CombinedOutput()
@@ -102,7 +110,53 @@ CloseUnpaid:
 	}
 	s.waitHTTP(s.orderURL + "/orders/none")
 	s.waitHTTP(s.payURL + "/payments/none")
+	s.waitConsuming(paymentGroup)
 	return s
+}
+
+// paymentGroup is order-mq's consumer group of payment events.
+const paymentGroup = "payment-update-paystatus-group"
+
+// on is the stack with failures reported to t (a subtest).
+func (s *stack) on(t testing.TB) *stack {
+	c := *s
+	c.t = t
+	return &c
+}
+
+// waitConsuming waits until the group is stable with a member assigned
+// partitions: order-mq is up and consuming, as a deployment's readiness
+// check would see it.
+func (s *stack) waitConsuming(groupID string) {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		groups, err := adm.DescribeGroups(ctx, groupID)
+		cancel()
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		g := groups[groupID]
+		last = g.State
+		if g.Err != nil {
+			last = g.Err.Error()
+		}
+		if g.State == "Stable" && len(g.Members) > 0 {
+			if assigned, ok := g.Members[0].Assigned.AsConsumer(); ok && len(assigned.Topics) > 0 {
+				return
+			}
+			last = "Stable, no partition assigned"
+		}
+	}
+	s.t.Fatalf("group %s is not consuming after 30s: %s", groupID, last)
 }
 
 func (s *stack) start(name string) {
@@ -116,7 +170,7 @@ func (s *stack) start(name string) {
 		s.t.Fatal(err)
 	}
 	s.procs[name] = cmd
-	s.t.Cleanup(func() { s.stop(name, syscall.SIGTERM) })
+	s.owner.Cleanup(func() { s.stop(name, syscall.SIGTERM) })
 }
 
 func (s *stack) stop(name string, sig syscall.Signal) {
@@ -216,6 +270,7 @@ func TestOrderPaymentEndToEnd(t *testing.T) {
 	s := newStack(t, sqliteDatabase)
 	paymentFlows(t, s)
 	t.Run("order-mq killed and restarted: every payment applied", func(t *testing.T) {
+		s := s.on(t)
 		s.stop("order-mq", syscall.SIGKILL)
 		var orders []string
 		for i := 0; i < 10; i++ {
@@ -244,6 +299,7 @@ func TestOrderPaymentEndToEndMariaDB(t *testing.T) {
 
 func paymentFlows(t *testing.T, s *stack) {
 	t.Run("create order, pay, callback: the order is paid within 2s", func(t *testing.T) {
+		s := s.on(t)
 		orderNo, changes := s.buy(1)
 		took := s.waitPaid(orderNo, 2*time.Second)
 		if changes != 1 {
@@ -252,6 +308,7 @@ func paymentFlows(t *testing.T, s *stack) {
 		t.Logf("paid %v after the callback", took.Round(time.Millisecond))
 	})
 	t.Run("the same callback three times: one change", func(t *testing.T) {
+		s := s.on(t)
 		orderNo, changes := s.buy(3)
 		s.waitPaid(orderNo, 2*time.Second)
 		if changes != 1 {
