@@ -67,7 +67,16 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		name := *requested.Topic
 		t, ok := cl.Topic(name)
 		var err error
-		if !ok && autoCreate {
+		if !ok && autoCreate && name == group.OffsetsTopic {
+			// Created with its own settings, as Kafka does when a Metadata
+			// request names it (CreateTopic refuses the name): Burrow asks
+			// for it at its start, on a broker where no group has made
+			// FindCoordinator create it yet.
+			t, err = cl.EnsureOffsetsTopic()
+			if err != nil {
+				err = fmt.Errorf("%w: %v", kerr.LeaderNotAvailable, err)
+			}
+		} else if !ok && autoCreate {
 			t, err = createIfMissing(cl, name)
 		} else if !ok {
 			err = kerr.UnknownTopicOrPartition
