@@ -181,7 +181,8 @@ func (cs *Coordinators) partitions() int32 {
 }
 
 // For is the coordinator of groupID: NOT_COORDINATOR when another broker
-// leads its partition, COORDINATOR_LOAD_IN_PROGRESS while it loads,
+// leads its partition, COORDINATOR_LOAD_IN_PROGRESS while it loads (past
+// loadWait),
 // COORDINATOR_NOT_AVAILABLE before the offsets topic exists (FindCoordinator
 // creates it).
 func (cs *Coordinators) For(groupID string) (*group.Coordinator, error) {
@@ -196,15 +197,37 @@ func (cs *Coordinators) For(groupID string) (*group.Coordinator, error) {
 	if shard == nil {
 		return nil, fmt.Errorf("%w: group %q is on partition %d of %s, which broker %d does not lead", kerr.NotCoordinator, groupID, partition, group.OffsetsTopic, cs.c.cfg.NodeID)
 	}
-	select {
-	case <-shard.ready:
-	default:
+	if !cs.waitReady(shard) {
 		return nil, fmt.Errorf("%w: partition %d of %s is being loaded", kerr.CoordinatorLoadInProgress, partition, group.OffsetsTopic)
 	}
 	if shard.err != nil {
 		return nil, shard.err
 	}
 	return shard.coordinator, nil
+}
+
+// loadWait is how long a request waits for its group's partition to
+// load before it is answered COORDINATOR_LOAD_IN_PROGRESS. Kafka answers at
+// once; but kafka-go waits 5 s (JoinGroupBackoff) before it joins again
+// after that error, while a load after a failover takes milliseconds.
+const loadWait = 2 * time.Second
+
+// waitReady reports whether shard is loaded (or failed to load), waiting
+// up to loadWait for it.
+func (cs *Coordinators) waitReady(shard *coordinatorShard) bool {
+	select {
+	case <-shard.ready:
+		return true
+	default:
+	}
+	timer := cs.c.clock.NewTimer(loadWait)
+	defer timer.Stop()
+	select {
+	case <-shard.ready:
+		return true
+	case <-timer.C():
+		return false
+	}
 }
 
 // Check is nil when this broker coordinates groupID now (see For).

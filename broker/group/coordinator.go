@@ -191,18 +191,40 @@ type backgroundWrite struct {
 func NewCoordinator(clk clock.Clock, initialRebalanceDelay, offsetsRetention time.Duration, offsets *OffsetStore) *Coordinator {
 	c := &Coordinator{clock: clk, initialRebalanceDelay: initialRebalanceDelay, offsetsRetention: offsetsRetention, offsets: offsets,
 		logger: offsets.logger, groups: make(map[string]*group), lastExpiryCheck: clk.Now()}
+	now := clk.Now()
 	for name, stored := range offsets.takeLoaded() {
-		// Groups with offsets or metadata exist, empty. Members rejoin
-		// after a restart; the generation goes on from where it was, so
-		// no old generation is ever valid again.
 		g := c.newGroup(name)
 		g.offsets = stored.offsets
 		if stored.metadata != nil {
-			g.generation, g.protocolType = stored.metadata.Generation, stored.metadata.ProtocolType
+			g.restore(stored.metadata, now)
 		}
 		c.groups[name] = g
 	}
 	return c
+}
+
+// restore gives a loaded group its last written generation, as Kafka's
+// coordinator loads it: with members, Stable, each member's session
+// starting now, so the members of a group whose coordinator moved go on
+// heartbeating and committing in their generation, with no rebalance and
+// no session to wait out; members that are gone expire. Only the chosen
+// protocol's metadata is kept for a member: one that joins again with
+// its full list of protocols starts a rebalance.
+func (g *group) restore(rec *GroupRecord, now time.Time) {
+	g.generation, g.protocolType = rec.Generation, rec.ProtocolType
+	if len(rec.Members) == 0 || rec.Protocol == "" {
+		return
+	}
+	g.protocol, g.leader = rec.Protocol, rec.Leader
+	for _, mr := range rec.Members {
+		g.members[mr.MemberID] = &member{id: mr.MemberID, instanceID: mr.InstanceID, clientID: mr.ClientID, clientHost: mr.ClientHost,
+			protocols:      []Protocol{{Name: rec.Protocol, Metadata: mr.Subscription}},
+			sessionTimeout: mr.SessionTimeout, rebalanceTimeout: mr.RebalanceTimeout, lastHeartbeat: now, assignment: mr.Assignment}
+	}
+	if _, ok := g.members[g.leader]; !ok {
+		g.leader = g.firstMemberID()
+	}
+	g.setState(StateStable, now)
 }
 
 // recordGroupLocked queues the group's metadata, as of now, for the log.

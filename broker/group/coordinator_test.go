@@ -323,10 +323,20 @@ func TestCommitRulesAndDurability(t *testing.T) {
 	if o := h.c.FetchOffset("g", TopicPartition{"orders", 0}); o.Offset != 12 {
 		t.Fatalf("after reopening: %d, want 12", o.Offset)
 	}
-	if groups := h.c.List(nil); len(groups) != 1 || groups[0].State != StateEmpty {
+	// The members of the last written generation are back in it, their
+	// sessions starting again (as after a coordinator failover).
+	if groups := h.c.List(nil); len(groups) != 1 || groups[0].State != StateStable {
 		t.Fatalf("groups after reopening: %+v", groups)
 	}
-	// The generation goes on from where it was.
+	if err := h.c.Heartbeat("g", ids[0], nil, generation); err != nil {
+		t.Fatalf("heartbeat of a restored member: %v", err)
+	}
+	// Once they are gone, the generation goes on from where it was.
+	h.clock.Advance(11 * time.Second)
+	h.c.Tick()
+	if groups := h.c.List(nil); len(groups) != 1 || groups[0].State != StateEmpty {
+		t.Fatalf("groups after the restored members' sessions ended: %+v", groups)
+	}
 	rejoined := <-h.c.Join(joinReq(""))
 	if !errors.Is(rejoined.Err, kerr.MemberIDRequired) {
 		t.Fatal(rejoined.Err)

@@ -1,6 +1,10 @@
 package server
 
-// ListOffsets (key 2), v1–v8.
+// ListOffsets (key 2), v0–v8.
+//   v0: a list of offsets (max_num_offsets); here the one offset v1 would
+//       answer (Kafka adds segment base offsets, which clients ignore).
+//       Kafka 4 dropped v0 (KIP-896), but tools of Kafka 0.10's day
+//       still send it: Debian's Burrow asks for end offsets with it.
 //   v1: one offset per partition by timestamp: -2 earliest, -1 latest.
 //   v2: isolation level.
 //   v4: leader epoch.
@@ -17,7 +21,7 @@ import (
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
-func init() { register(2, 1, 8, handleListOffsets) }
+func init() { register(2, 0, 8, handleListOffsets) }
 
 const (
 	timestampLatest        = -1
@@ -59,6 +63,9 @@ func handleListOffsets(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			if err != nil {
 				partition.ErrorCode = errorCode(err)
 				partition.Offset, partition.Timestamp = -1, -1
+			}
+			if r.Version == 0 && err == nil && rp.MaxNumOffsets > 0 && partition.Offset >= 0 {
+				partition.OldStyleOffsets = []int64{partition.Offset}
 			}
 			topic.Partitions = append(topic.Partitions, partition)
 		}

@@ -10,8 +10,14 @@ package server
 //   v8: flexible.
 //   v9: no change here.
 // The answer comes once the offsets are durable under the flush policy.
+// A member's commit to a group that does not exist is GROUP_ID_NOT_FOUND
+// from v9 and ILLEGAL_GENERATION before, as Kafka answers it.
 
 import (
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/group"
@@ -40,6 +46,9 @@ func handleOffsetCommit(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	var finish func() error
 	if err == nil {
 		finish, err = c.server.groups.CommitOffsets(r.Group, memberID, r.InstanceID, generation, commits)
+		if errors.Is(err, kerr.GroupIDNotFound) && r.Version < 9 {
+			err = fmt.Errorf("%w: %v", kerr.IllegalGeneration, err)
+		}
 	}
 	setCode := func(code int16) {
 		for ti := range resp.Topics {

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/kqstack/kqstack/broker/config"
 )
@@ -79,6 +80,36 @@ func TestProtocolDetails(t *testing.T) {
 		p := fetch(12, 4, 300)
 		if waited := time.Since(start); len(p.RecordBatches) != 0 || waited < 250*time.Millisecond || waited > 3*time.Second {
 			t.Fatalf("returned %d bytes after %v", len(p.RecordBatches), waited)
+		}
+	})
+	t.Run("ListOffsets v0 answers the old list of offsets", func(t *testing.T) {
+		// As Burrow 1.2 asks, whatever Kafka version it is told.
+		old, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.MaxVersions(kversion.V0_10_0()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer old.Close()
+		list := func(cl *kgo.Client, timestamp int64) kmsg.ListOffsetsResponseTopicPartition {
+			t.Helper()
+			req := kmsg.NewPtrListOffsetsRequest()
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = "details"
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Timestamp, rp.MaxNumOffsets = timestamp, 1
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.Topics[0].Partitions[0]
+		}
+		for _, timestamp := range []int64{-1, -2} {
+			want := list(client, timestamp).Offset
+			p := list(old, timestamp)
+			if p.ErrorCode != 0 || len(p.OldStyleOffsets) != 1 || p.OldStyleOffsets[0] != want {
+				t.Fatalf("timestamp %d: error %d, offsets %v; want [%d]", timestamp, p.ErrorCode, p.OldStyleOffsets, want)
+			}
 		}
 	})
 	t.Run("ListOffsets -3 finds the largest timestamp", func(t *testing.T) {

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/zeromicro/go-queue/kq"
+	"github.com/zeromicro/go-zero/core/logx"
+	"github.com/zeromicro/go-zero/core/service"
+)
+
+// handlings records when each value was handled by a kq group, every
+// time it was.
+type handlings struct {
+	mu    sync.Mutex
+	times map[string][]time.Time
+	all   []time.Time
+}
+
+func (h *handlings) Consume(_ context.Context, _, value string) error {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.times[value] = append(h.times[value], now)
+	h.all = append(h.all, now)
+	return nil
+}
+
+// resumedAfter is when the group consumed again after the longest pause
+// in handling that began after from, and that pause.
+func (h *handlings) resumedAfter(from time.Time) (time.Time, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := append([]time.Time(nil), h.all...)
+	sort.Slice(all, func(i, j int) bool { return all[i].Before(all[j]) })
+	var resumed time.Time
+	var longest time.Duration
+	last := from
+	for _, at := range all {
+		if at.Before(from) {
+			continue
+		}
+		if gap := at.Sub(last); gap > longest {
+			resumed, longest = at, gap
+		}
+		last = at
+	}
+	return resumed, longest
+}
+
+// TestKqGroupSurvivesItsCoordinatorKilled: three go-queue kq members (kafka-go
+// underneath, its default 30 s session timeout) consume a topic of RF 3
+// while records keep coming; one member leaves mid-stream, then the
+// broker coordinating the group is killed with SIGKILL and restarted.
+// Every acknowledged record is handled; the group goes on well before a
+// session could time out (the new coordinator loads the group with its
+// members and generation); and a record is handled twice only if it was
+// handled in the moments around a disruption, before its offset could be
+// committed.
+func TestKqGroupSurvivesItsCoordinatorKilled(t *testing.T) {
+	bin := buildBroker(t)
+	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	client := mustClient(t, addrs...)
+	admin := kadm.NewClient(client)
+	waitWholeISRs(t, ctx, admin, "__consumer_offsets", 3)
+	const topic, groupID = "kq-coordinated", "kq-coordinated-group"
+	if _, err := admin.CreateTopic(ctx, 6, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitWholeISRs(t, ctx, admin, topic, 3)
+
+	var ackMu sync.Mutex
+	acked := map[string]bool{}
+	producing, stopProducing := context.WithCancel(ctx)
+	var produced sync.WaitGroup
+	produced.Add(1)
+	go func() {
+		defer produced.Done()
+		for i := 0; producing.Err() == nil; i++ {
+			value := fmt.Sprintf("v-%d", i)
+			client.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(value), Value: []byte(value)}, func(_ *kgo.Record, err error) {
+				if err == nil {
+					ackMu.Lock()
+					acked[value] = true
+					ackMu.Unlock()
+				}
+			})
+			time.Sleep(5 * time.Millisecond) // about 200 records a second
+		}
+	}()
+
+	handled := &handlings{times: map[string][]time.Time{}}
+	const commitInterval = 200 * time.Millisecond
+	member := func() interface {
+		Start()
+		Stop()
+	} { q := kq.MustNewQueue(kq.KqConf{
+		ServiceConf: service.ServiceConf{Name: "kq-coordinated", Log: logx.LogConf{Mode: "console", Level: "severe"}},
+		Brokers:     addrs, Group: groupID, Topic: topic, Offset: "first",
+		Conns: 1, Consumers: 1, Processors: 1, MinBytes: 1, MaxBytes: 10 << 20,
+	}, handled, kq.WithMaxWait(200*time.Millisecond), kq.WithCommitInterval(commitInterval)); go q.Start(); return q }
+	members := []interface {
+		Start()
+		Stop()
+	}{member(), member(), member()}
+	defer func() {
+		for _, m := range members {
+			m.Stop()
+		}
+	}()
+	described := waitGroupMembers(t, ctx, admin, groupID, 3)
+	time.Sleep(2 * time.Second)
+
+	left := time.Now()
+	members[2].Stop() // leaves the group
+	members = members[:2]
+	waitGroupMembers(t, ctx, admin, groupID, 2)
+	time.Sleep(2 * time.Second)
+
+	described = waitGroupMembers(t, ctx, admin, groupID, 2)
+	coordinator := described.Coordinator.NodeID
+	killed := time.Now()
+	brokers[coordinator-1].kill()
+	t.Logf("killed broker %d, the group's coordinator", coordinator)
+	time.Sleep(5 * time.Second)
+	brokers[coordinator-1] = startProcess(t, bin, "-config", configs[coordinator-1])
+	time.Sleep(5 * time.Second)
+	stopProducing()
+	produced.Wait()
+	if err := client.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	ackMu.Lock()
+	defer ackMu.Unlock()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		handled.mu.Lock()
+		missing := 0
+		for value := range acked {
+			if len(handled.times[value]) == 0 {
+				missing++
+			}
+		}
+		handled.mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged records were never handled", missing, len(acked))
+		}
+	}
+	resumed, pause := handled.resumedAfter(killed)
+	took := resumed.Sub(killed)
+	// Disruptions and how long a record handled around each may go
+	// uncommitted: the commit interval and its round trip before it, and
+	// until the group consumes again after it.
+	windows := [][2]time.Time{{left.Add(-time.Second), left.Add(5 * time.Second)}, {killed.Add(-time.Second), resumed}}
+	handled.mu.Lock()
+	defer handled.mu.Unlock()
+	duplicates, outside := 0, 0
+	for value, times := range handled.times {
+		if len(times) < 2 {
+			continue
+		}
+		duplicates++
+		first := times[0]
+		inside := false
+		for _, w := range windows {
+			inside = inside || (!first.Before(w[0]) && !first.After(w[1]))
+		}
+		if !inside {
+			outside++
+			t.Errorf("%s handled %d times, first at %v after the kill: not around a disruption", value, len(times), first.Sub(killed))
+		}
+	}
+	t.Logf("%d records acknowledged, all handled; %d handled more than once; the group consumed again %v after its coordinator's kill -9 (longest pause %v)",
+		len(acked), duplicates, took.Round(time.Millisecond), pause.Round(time.Millisecond))
+	if took > 20*time.Second {
+		t.Fatalf("the group resumed %v after its coordinator was killed: it waited for sessions to time out", took)
+	}
+}
+
+// waitGroupMembers waits until the group is stable with n members, each
+// with partitions assigned, and returns it described.
+func waitGroupMembers(t *testing.T, ctx context.Context, admin *kadm.Client, groupID string, n int) kadm.DescribedGroup {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		groups, err := admin.DescribeGroups(ctx, groupID)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		g := groups[groupID]
+		last = fmt.Sprintf("%s with %d members (%v)", g.State, len(g.Members), g.Err)
+		if g.Err != nil || g.State != "Stable" || len(g.Members) != n {
+			continue
+		}
+		assigned := 0
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+				assigned++
+			}
+		}
+		if assigned == n {
+			return g
+		}
+	}
+	t.Fatalf("group %s never became stable with %d members: %s", groupID, n, last)
+	return kadm.DescribedGroup{}
+}
