@@ -3,12 +3,16 @@ package server_test
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func TestGroupAdministration(t *testing.T) {
@@ -181,4 +185,50 @@ func TestDeletedTopicTakesItsCommittedOffsets(t *testing.T) {
 	}
 	admin = kadm.NewClient(client)
 	check("after a restart")
+}
+
+// A member's commit to a group that does not exist: GROUP_ID_NOT_FOUND
+// from OffsetCommit v9, ILLEGAL_GENERATION before it, as Kafka answers.
+func TestCommitToAMissingGroupByVersion(t *testing.T) {
+	b := groupBroker(t)
+	ctx := testContext(t)
+	client := newClient(t, b.Addr)
+	for version, want := range map[int16]error{9: kerr.GroupIDNotFound, 8: kerr.IllegalGeneration, 2: kerr.IllegalGeneration} {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation, req.MemberID = version, "never-joined", 3, "member-1"
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "orders"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Offset = 5
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		coordinator := groupCoordinatorClient(t, ctx, client, "never-joined")
+		versions := kversion.Stable()
+		versions.SetMaxKeyVersion(8, version)
+		old, err := kgo.NewClient(kgo.SeedBrokers(coordinator), kgo.MaxVersions(versions))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := req.RequestWith(ctx, old)
+		old.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); got != want || resp.Version != version {
+			t.Fatalf("v%d (sent as v%d): %v, want %v", version, resp.Version, got, want)
+		}
+	}
+}
+
+// groupCoordinatorClient is the address of groupID's coordinator.
+func groupCoordinatorClient(t *testing.T, ctx context.Context, client *kgo.Client, groupID string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		found := kadm.NewClient(client).FindGroupCoordinators(ctx, groupID)
+		if c, ok := found[groupID]; ok && c.Err == nil {
+			return net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no coordinator for %s: %+v", groupID, found)
+		}
+	}
 }
