@@ -99,18 +99,16 @@ func TestKqGroupSurvivesItsCoordinatorKilled(t *testing.T) {
 
 	handled := &handlings{times: map[string][]time.Time{}}
 	const commitInterval = 200 * time.Millisecond
-	member := func() interface {
-		Start()
-		Stop()
-	} { q := kq.MustNewQueue(kq.KqConf{
-		ServiceConf: service.ServiceConf{Name: "kq-coordinated", Log: logx.LogConf{Mode: "console", Level: "severe"}},
-		Brokers:     addrs, Group: groupID, Topic: topic, Offset: "first",
-		Conns: 1, Consumers: 1, Processors: 1, MinBytes: 1, MaxBytes: 10 << 20,
-	}, handled, kq.WithMaxWait(200*time.Millisecond), kq.WithCommitInterval(commitInterval)); go q.Start(); return q }
-	members := []interface {
-		Start()
-		Stop()
-	}{member(), member(), member()}
+	member := func() service.Service {
+		q := kq.MustNewQueue(kq.KqConf{
+			ServiceConf: service.ServiceConf{Name: "kq-coordinated", Log: logx.LogConf{Mode: "console", Level: "severe"}},
+			Brokers:     addrs, Group: groupID, Topic: topic, Offset: "first",
+			Conns: 1, Consumers: 1, Processors: 1, MinBytes: 1, MaxBytes: 10 << 20,
+		}, handled, kq.WithMaxWait(200*time.Millisecond), kq.WithCommitInterval(commitInterval))
+		go q.Start()
+		return q
+	}
+	members := []service.Service{member(), member(), member()}
 	defer func() {
 		for _, m := range members {
 			m.Stop()
