@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
 	"sort"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -37,10 +40,15 @@ const (
 	// seconds to get through the values, so the kill comes while most of
 	// them are still to be processed.
 	groupProcessDelay = 2 * time.Millisecond
+	// saramaCommitInterval is sarama's autocommit cadence here.
+	saramaCommitInterval = time.Second
 	// kcatCommitInterval is librdkafka's auto.commit.interval.ms default:
 	// kcat's -X sets the topic-level property of that name (deprecated,
 	// not the consumer's), so kcat commits at the default.
 	kcatCommitInterval = 5 * time.Second
+	// franzPollRecords: franz-go members commit, synchronously, after
+	// each poll of at most this many records.
+	franzPollRecords = 100
 )
 
 // groupRun is one client's run: its processing, the committed offsets
@@ -110,6 +118,22 @@ const commitSlack = 250 * time.Millisecond
 // every interval.
 func perInterval(interval time.Duration) int {
 	return int((interval + commitSlack) / groupProcessDelay)
+}
+
+// TestFranzGoGroupFailsOver: two franz-go members, cooperative-sticky,
+// committing synchronously after processing each poll.
+func TestFranzGoGroupFailsOver(t *testing.T) {
+	// Each member processes one poll (at most franzPollRecords) and
+	// commits it synchronously before it polls again.
+	runGroupFailover(t, groupClient{name: "franz-go", members: 2, start: startFranzMembers, uncommitted: 2 * franzPollRecords})
+}
+
+// TestSaramaGroupFailsOver: two sarama ConsumerGroup members, marking
+// each message after processing it, autocommit every second.
+func TestSaramaGroupFailsOver(t *testing.T) {
+	// A goroutine per claimed partition (3), each processing at most
+	// perInterval records between two commits.
+	runGroupFailover(t, groupClient{name: "sarama", members: 2, start: startSaramaMembers, uncommitted: 3 * perInterval(saramaCommitInterval)})
 }
 
 // TestKcatGroupFailsOver: `kcat -G` (librdkafka's balanced consumer, one
@@ -573,6 +597,136 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// startFranzMembers: two kgo clients in the group, cooperative-sticky,
+// autocommit off. Each polls at most franzPollRecords, processes them,
+// commits them (CommitRecords, synchronous) and only then lets a
+// rebalance in (BlockRebalanceOnPoll, as franz-go advises for manual
+// commits); what it processed is committed when it gives partitions up.
+func startFranzMembers(r *groupRun) func() {
+	var members []*kgo.Client
+	var loops sync.WaitGroup
+	for i := range 2 {
+		name := fmt.Sprintf("franz-%d ", i+1)
+		member, err := kgo.NewClient(kgo.SeedBrokers(r.addrs...), kgo.ClientID(strings.TrimSpace(name)),
+			kgo.ConsumerGroup(r.group), kgo.ConsumeTopics(r.topic), kgo.Balancers(kgo.CooperativeStickyBalancer()),
+			kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+				if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+					r.logf("%scommit on revoking %v: %v", name, revoked, err)
+				}
+			}),
+			kgo.MetadataMinAge(250*time.Millisecond),
+			kgo.WithLogger(kgo.BasicLogger(logWriter{r.logs}, kgo.LogLevelInfo, func() string { return time.Now().Format("15:04:05.000000 ") + name })))
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		members = append(members, member)
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			for {
+				fetches := member.PollRecords(r.ctx, franzPollRecords)
+				if fetches.IsClientClosed() || r.ctx.Err() != nil {
+					member.AllowRebalance()
+					return
+				}
+				fetches.EachError(func(topic string, p int32, err error) { r.logf("%sfetch %s-%d: %v", name, topic, p, err) })
+				records := fetches.Records()
+				for _, rec := range records {
+					r.process(string(rec.Value))
+				}
+				if len(records) > 0 {
+					if err := member.CommitRecords(r.ctx, records...); err != nil {
+						r.logf("%scommit of %d records: %v", name, len(records), err)
+					}
+				}
+				member.AllowRebalance()
+			}
+		}()
+	}
+	return func() {
+		for _, m := range members {
+			m.Close() // leaves the group, committing in OnPartitionsRevoked
+		}
+		loops.Wait()
+	}
+}
+
+// saramaHandler processes a claim's messages, marking each once processed.
+type saramaHandler struct{ r *groupRun }
+
+func (saramaHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (saramaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h saramaHandler) ConsumeClaim(session sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			h.r.process(string(msg.Value))
+			session.MarkMessage(msg, "")
+		case <-session.Context().Done():
+			return nil
+		}
+	}
+}
+
+// startSaramaMembers: two sarama ConsumerGroups (the newest protocol
+// version this sarama knows), offsets marked after processing and
+// committed every saramaCommitInterval.
+func startSaramaMembers(r *groupRun) func() {
+	previous := sarama.Logger
+	sarama.Logger = log.New(logWriter{r.logs}, "sarama ", log.Ltime|log.Lmicroseconds)
+	ctx, cancel := context.WithCancel(r.ctx)
+	var members []sarama.ConsumerGroup
+	var loops sync.WaitGroup
+	for i := range 2 {
+		cfg := sarama.NewConfig()
+		cfg.Version = sarama.MaxVersion
+		cfg.ClientID = fmt.Sprintf("sarama-%d", i+1)
+		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+		cfg.Consumer.Offsets.AutoCommit.Enable = true
+		cfg.Consumer.Offsets.AutoCommit.Interval = saramaCommitInterval
+		cfg.Consumer.Return.Errors = true
+		cfg.Metadata.Retry.Backoff = 250 * time.Millisecond
+		member, err := sarama.NewConsumerGroup(r.addrs, r.group, cfg)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		members = append(members, member)
+		loops.Add(2)
+		go func() {
+			defer loops.Done()
+			for err := range member.Errors() {
+				r.logf("sarama-%d error: %v", i+1, err)
+			}
+		}()
+		go func() {
+			defer loops.Done()
+			for ctx.Err() == nil {
+				if err := member.Consume(ctx, []string{r.topic}, saramaHandler{r}); err != nil {
+					r.logf("sarama-%d Consume: %v", i+1, err)
+					if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return func() {
+		cancel()
+		for i, m := range members {
+			if err := m.Close(); err != nil { // commits what was marked
+				r.logf("sarama-%d Close: %v", i+1, err)
+			}
+		}
+		loops.Wait()
+		sarama.Logger = previous
+	}
 }
 
 // startKcatMember: `kcat -G` from the earliest offsets, one value per
