@@ -215,3 +215,134 @@ func waitGroupMembers(t *testing.T, ctx context.Context, admin *kadm.Client, gro
 	t.Fatalf("group %s never became stable with %d members: %s", groupID, n, last)
 	return kadm.DescribedGroup{}
 }
+
+// TestCommitsSurviveTheirCoordinatorKilled is a checker for offset commits:
+// twenty groups coordinated by one broker commit ever higher offsets, each
+// as fast as it is answered, while that broker is killed with SIGKILL and
+// restarted. Afterwards every group's committed offset of each partition
+// is at least the last one acknowledged (nothing acknowledged is lost)
+// and at most the last one sent (nothing is made up).
+func TestCommitsSurviveTheirCoordinatorKilled(t *testing.T) {
+	bin := buildBroker(t)
+	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	client := mustClient(t, addrs...)
+	admin := kadm.NewClient(client)
+	waitWholeISRs(t, ctx, admin, "__consumer_offsets", 3)
+	const topic, partitions = "committed", 4
+	if _, err := admin.CreateTopic(ctx, partitions, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	groups, coordinator := groupsOfOneCoordinator(t, ctx, admin, 20)
+
+	type progress struct{ acked, sent int64 }
+	var mu sync.Mutex
+	state := map[string]*progress{}
+	committing, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var ackedBeforeKill, ackedAfterKill, failed int
+	var killed bool
+	for _, g := range groups {
+		state[g] = &progress{acked: -1, sent: -1}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			committer := kadm.NewClient(mustClient(t, addrs...))
+			for offset := int64(1); committing.Err() == nil; offset++ {
+				offsets := kadm.Offsets{}
+				for p := range int32(partitions) {
+					offsets.Add(kadm.Offset{Topic: topic, Partition: p, At: offset, LeaderEpoch: -1})
+				}
+				mu.Lock()
+				state[g].sent = offset
+				mu.Unlock()
+				attempt, cancelAttempt := context.WithTimeout(committing, 5*time.Second)
+				resps, err := committer.CommitOffsets(attempt, g, offsets)
+				cancelAttempt()
+				if err == nil {
+					err = resps.Error()
+				}
+				mu.Lock()
+				switch {
+				case err != nil:
+					failed++
+				case killed:
+					ackedAfterKill++
+					state[g].acked = offset
+				default:
+					ackedBeforeKill++
+					state[g].acked = offset
+				}
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	killed = true
+	mu.Unlock()
+	brokers[coordinator-1].kill()
+	time.Sleep(4 * time.Second)
+	brokers[coordinator-1] = startProcess(t, bin, "-config", configs[coordinator-1])
+	time.Sleep(3 * time.Second)
+	stop()
+	wg.Wait()
+
+	lost, madeUp := 0, 0
+	for _, g := range groups {
+		fetched, err := admin.FetchOffsets(ctx, g)
+		if err != nil {
+			t.Fatalf("fetching %s's offsets: %v", g, err)
+		}
+		for p := range int32(partitions) {
+			o, ok := fetched.Lookup(topic, p)
+			got := int64(-1)
+			if ok && o.Err == nil {
+				got = o.At
+			}
+			switch s := state[g]; {
+			case got < s.acked:
+				lost++
+				t.Errorf("%s partition %d: committed %d, but %d was acknowledged", g, p, got, s.acked)
+			case got > s.sent:
+				madeUp++
+				t.Errorf("%s partition %d: committed %d, but only up to %d was sent", g, p, got, s.sent)
+			}
+		}
+	}
+	t.Logf("broker %d coordinated %d groups; commits acknowledged: %d before its kill -9, %d after; %d failed to the client; lost %d, made up %d",
+		coordinator, len(groups), ackedBeforeKill, ackedAfterKill, failed, lost, madeUp)
+	if ackedBeforeKill < 100 || ackedAfterKill < 100 {
+		t.Fatalf("too few commits acknowledged to show anything: %d before the kill, %d after", ackedBeforeKill, ackedAfterKill)
+	}
+}
+
+// groupsOfOneCoordinator returns n group ids that one broker coordinates,
+// and that broker's id.
+func groupsOfOneCoordinator(t *testing.T, ctx context.Context, admin *kadm.Client, n int) ([]string, int32) {
+	t.Helper()
+	coordinator := int32(-1)
+	var groups []string
+	for i := 0; len(groups) < n; i++ {
+		if i > 50*n {
+			t.Fatalf("found only %d groups coordinated by broker %d", len(groups), coordinator)
+		}
+		id := fmt.Sprintf("committer-%d", i)
+		found := admin.FindGroupCoordinators(ctx, id)
+		c, ok := found[id]
+		if !ok || c.Err != nil {
+			t.Fatalf("finding %s's coordinator: %+v", id, found)
+		}
+		if coordinator == -1 {
+			coordinator = c.NodeID
+		}
+		if c.NodeID == coordinator {
+			groups = append(groups, id)
+		}
+	}
+	return groups, coordinator
+}
