@@ -560,9 +560,6 @@ func (c *Cluster) maintain() {
 			continue
 		case <-logTicker.C():
 		}
-		if err := c.coordinators.maybeCompact(); err != nil {
-			c.logger.Error("compacting committed offsets", "err", err)
-		}
 		for _, t := range c.Topics() {
 			for _, p := range t.Partitions {
 				if p.Log == nil {

@@ -167,11 +167,6 @@ func (w replicaWriter) Append(batches []byte, durable bool) (int64, func() error
 	return result.BaseOffset, wait, nil
 }
 
-func (w replicaWriter) DeleteRecords(offset int64) error {
-	_, err := w.replica.DeleteRecords(offset, w.clock.Now().Add(w.timeout))
-	return err
-}
-
 // partitions is the offsets topic's partition count, 0 before it exists.
 func (cs *Coordinators) partitions() int32 {
 	if t, ok := cs.c.Topic(group.OffsetsTopic); ok {
@@ -380,18 +375,6 @@ func (cs *Coordinators) tick() error {
 	var errs []error
 	for _, s := range cs.loaded() {
 		errs = append(errs, s.coordinator.Tick())
-	}
-	return errors.Join(errs...)
-}
-
-// maybeCompact compacts the partitions of the loaded coordinators that
-// are mostly superseded records.
-func (cs *Coordinators) maybeCompact() error {
-	var errs []error
-	for _, s := range cs.loaded() {
-		if err := s.store.MaybeCompact(); err != nil && !errors.Is(err, storage.ErrClosed) {
-			errs = append(errs, fmt.Errorf("%s-%d: %w", group.OffsetsTopic, s.partition, err))
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -15,16 +15,15 @@ import (
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
-// offsetsTopicConfigs are __consumer_offsets' configs: never deleted by
-// age or size, in segments of offsets.topic.segment.bytes. Its size
-// follows the live groups: each partition's coordinator rewrites the live
-// records and moves the log start past the rest (OffsetStore.Compact),
-// through the leader, so every replica follows.
+// offsetsTopicConfigs are __consumer_offsets' configs, Kafka's: compacted
+// (the log cleaner keeps the last record of each group's metadata and of
+// each committed offset, and drops deleted ones after
+// delete.retention.ms), so its size follows the live groups; segments of
+// offsets.topic.segment.bytes.
 func offsetsTopicConfigs() map[string]string {
 	return map[string]string{
-		"retention.ms":    "-1",
-		"retention.bytes": "-1",
-		"segment.bytes":   strconv.Itoa(offsetsSegmentBytes),
+		"cleanup.policy": "compact",
+		"segment.bytes":  strconv.Itoa(offsetsSegmentBytes),
 	}
 }
 
@@ -34,6 +33,7 @@ func offsetsTopicConfigs() map[string]string {
 // replicas.
 func (c *Cluster) EnsureOffsetsTopic() (*Topic, error) {
 	if t, ok := c.Topic(group.OffsetsTopic); ok {
+		c.maybeCompactOffsetsTopic(t.Configs)
 		return t, nil
 	}
 	c.offsetsTopicMu.Lock()
@@ -60,7 +60,8 @@ func (c *Cluster) EnsureOffsetsTopic() (*Topic, error) {
 // cluster does not wait for 50 partitions to be created, replicated and
 // loaded. In the background: the controller loop goes on meanwhile.
 func (c *Cluster) maybeCreateOffsetsTopic() {
-	if _, exists := c.quorum.Image().Topic(group.OffsetsTopic); exists {
+	if t, exists := c.quorum.Image().Topic(group.OffsetsTopic); exists {
+		c.maybeCompactOffsetsTopic(t.Configs)
 		return
 	}
 	wanted := min(int(c.cfg.OffsetsTopicReplicationFactor), strings.Count(c.cfg.ControllerQuorumVoters, ",")+1)
@@ -71,6 +72,22 @@ func (c *Cluster) maybeCreateOffsetsTopic() {
 		defer c.creatingOffsetsTopic.Store(false)
 		if _, err := c.EnsureOffsetsTopic(); err != nil {
 			c.logger.Warn("creating "+group.OffsetsTopic+"; the next tick tries again", "err", err)
+		}
+	}()
+}
+
+// maybeCompactOffsetsTopic gives a __consumer_offsets created before it
+// was compacted (with no cleanup.policy) the topic's configs, in the
+// background: at the controller's tick, and at a FindCoordinator (a
+// broker alone has no controller loop).
+func (c *Cluster) maybeCompactOffsetsTopic(configs map[string]string) {
+	if _, set := configs["cleanup.policy"]; set || !c.creatingOffsetsTopic.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.creatingOffsetsTopic.Store(false)
+		if err := c.SetTopicConfigs(group.OffsetsTopic, offsetsTopicConfigs(), false); err != nil {
+			c.logger.Warn("making "+group.OffsetsTopic+" compacted; the next tick tries again", "err", err)
 		}
 	}()
 }

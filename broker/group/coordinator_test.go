@@ -26,6 +26,8 @@ type harness struct {
 	logs   *logBuffer
 	c      *Coordinator
 	store  *OffsetStore
+	// config is the offsets log's; nil: storage's defaults
+	config *storage.Config
 }
 
 func newHarness(t *testing.T, initialDelay time.Duration) *harness {
@@ -42,7 +44,11 @@ func newHarnessOn(t *testing.T, fsys storage.FS, dir string, initialDelay time.D
 }
 
 func (h *harness) open(initialDelay time.Duration) {
-	store, err := OpenOffsetStore(h.dir, storage.Options{FS: h.fs, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(h.logs, nil))})
+	opts := storage.Options{FS: h.fs, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(h.logs, nil))}
+	if h.config != nil {
+		opts.Config = *h.config
+	}
+	store, err := OpenOffsetStore(h.dir, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -406,10 +412,13 @@ func TestOffsetsOfEmptyGroupsExpire(t *testing.T) {
 	}
 }
 
+// The offsets log is compacted by the log cleaner, as a topic of
+// cleanup.policy=compact: what it keeps is what a coordinator loads.
 func TestCompactionKeepsTheLiveOffsets(t *testing.T) {
 	dir := t.TempDir()
 	cfg := storage.DefaultConfig()
 	cfg.SegmentBytes = 4096
+	cfg.Cleanup = storage.CleanupCompact
 	opts := storage.Options{Clock: clock.NewManual(start), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg}
 	store, err := OpenOffsetStore(dir, opts)
 	if err != nil {
@@ -426,7 +435,7 @@ func TestCompactionKeepsTheLiveOffsets(t *testing.T) {
 		}
 	}
 	before := store.Log().Size()
-	if err := store.Compact(); err != nil {
+	if _, err := store.Log().Clean(); err != nil {
 		t.Fatal(err)
 	}
 	if after := store.Log().Size(); after > before/4 {

@@ -3,7 +3,6 @@ package group
 import (
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 
 	"github.com/kqstack/kqstack/broker/clock"
@@ -36,11 +35,10 @@ type OffsetStore struct {
 	loaded  map[string]*storedGroup // replayed at open, until the coordinator takes it
 	taken   bool
 
-	// writeMu is held by whoever appends the queue, and by Compact, which
-	// must see every appended record in the log. It is never taken under
-	// Coordinator.mu, so no disk write or fsync happens under that lock.
-	writeMu   sync.Mutex
-	liveBytes int64 // under writeMu: the live records' size at open or at the last compaction
+	// writeMu is held by whoever appends the queue. It is never taken
+	// under Coordinator.mu, so no disk write or fsync happens under that
+	// lock.
+	writeMu sync.Mutex
 }
 
 // storedGroup is a group as the log holds it.
@@ -70,8 +68,6 @@ type Writer interface {
 	// they are durable, when durable is set or the flush policy wants it,
 	// and replicated.
 	Append(batches []byte, durable bool) (baseOffset int64, wait func() error, err error)
-	// DeleteRecords moves the log start up to offset (compaction).
-	DeleteRecords(offset int64) error
 }
 
 // LocalWriter writes to a log of this broker alone.
@@ -89,12 +85,6 @@ func (w LocalWriter) Append(batches []byte, durable bool) (int64, func() error, 
 		wait = func() error { return w.Log.WaitDurable(result.DurableAt) }
 	}
 	return result.BaseOffset, wait, nil
-}
-
-// DeleteRecords moves the log start.
-func (w LocalWriter) DeleteRecords(offset int64) error {
-	_, err := w.Log.DeleteRecords(offset)
-	return err
 }
 
 // OpenOffsetStore opens (or creates) a private offsets log in dir and
@@ -130,7 +120,6 @@ func LoadOffsetStore(log *storage.Log, w Writer, end int64, clk clock.Clock, log
 		return nil, fmt.Errorf("replaying %s: %w", log.Dir(), err)
 	}
 	s.loaded = loadGroups(live)
-	s.liveBytes = live.size()
 	return s, nil
 }
 
@@ -224,66 +213,5 @@ func (s *OffsetStore) durable(w *pendingWrite) error {
 	if w.wait != nil {
 		return w.wait()
 	}
-	return nil
-}
-
-// compactionMinBytes: the log is not compacted below this size.
-const compactionMinBytes = 64 << 20
-
-// MaybeCompact compacts the log once it is large and mostly superseded
-// records: at least four times what was live at open or at the last
-// compaction.
-func (s *OffsetStore) MaybeCompact() error {
-	s.writeMu.Lock()
-	live := s.liveBytes
-	s.writeMu.Unlock()
-	if size := s.log.Size(); size < compactionMinBytes || size < 4*live {
-		return nil
-	}
-	return s.Compact()
-}
-
-// Compact rewrites the live records (the last one of each key, as it was
-// written: group metadata with its members, offsets with their commit
-// time) at the end of the log, durably, in the order they were written,
-// then moves the log start to them so that the segments before are
-// deleted. It reads them from the log itself, holding appends back
-// meanwhile: a batch appended but not yet durable is in the rewrite.
-func (s *OffsetStore) Compact() error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	live, err := s.liveRecords(s.log.HighWatermark())
-	if err != nil {
-		return err
-	}
-	records := make([]liveRecord, 0, len(live))
-	for _, r := range live {
-		records = append(records, r)
-	}
-	sort.Slice(records, func(i, j int) bool { return records[i].logOffset < records[j].logOffset })
-	now := s.clock.Now().UnixMilli()
-	start := s.log.LogEndOffset()
-	var written int64
-	for len(records) > 0 {
-		n := min(len(records), 1000)
-		batch := make([]record, n)
-		for i, r := range records[:n] {
-			batch[i] = record{key: r.key, value: r.value}
-		}
-		encoded := encodeBatch(batch, now)
-		written += int64(len(encoded))
-		_, wait, err := s.writer.Append(encoded, true)
-		if err == nil && wait != nil {
-			err = wait()
-		}
-		if err != nil {
-			return err
-		}
-		records = records[n:]
-	}
-	if err := s.writer.DeleteRecords(start); err != nil {
-		return err
-	}
-	s.liveBytes = written
 	return nil
 }

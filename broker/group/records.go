@@ -154,15 +154,6 @@ type liveRecord struct {
 
 type liveRecords map[recordKey]liveRecord
 
-// size estimates the bytes the live records take in the log.
-func (live liveRecords) size() int64 {
-	var n int64
-	for _, r := range live {
-		n += int64(len(r.key)+len(r.value)) + 16
-	}
-	return n
-}
-
 // liveRecords reads the log from its start up to end and returns the last
 // record of each key, deletions left out.
 func (s *OffsetStore) liveRecords(end int64) (liveRecords, error) {
