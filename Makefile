@@ -42,6 +42,7 @@ test: lint
 	@command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || echo "note: MariaDB is not installed, so the MySQL-protocol end-to-end test will skip; apt-get install mariadb-server (.ci/run does)"
 	@command -v chromium >/dev/null 2>&1 || echo "note: chromium is not installed, so the web console's browser test will skip; apt-get install chromium (.ci/run does)"
 	@command -v prometheus >/dev/null 2>&1 || echo "note: prometheus is not installed, so the dashboard-against-a-real-Prometheus test will skip; apt-get install prometheus (.ci/run does)"
+	@command -v Burrow >/dev/null 2>&1 && [ -f /usr/share/java/zookeeper.jar ] || echo "note: Burrow or ZooKeeper is not installed, so the consumer-lag-by-Burrow test will skip; apt-get install burrow zookeeper (.ci/run does)"
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 	$(MAKE) --no-print-directory test-cluster
 
