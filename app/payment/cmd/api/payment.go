@@ -10,10 +10,12 @@ import (
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/config"
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/handler"
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/svc"
+	"github.com/kqstack/kqstack/common/xerr"
 
 	"github.com/zeromicro/go-zero/core/conf"
 	"github.com/zeromicro/go-zero/core/service"
 	"github.com/zeromicro/go-zero/rest"
+	"github.com/zeromicro/go-zero/rest/httpx"
 )
 
 var configFile = flag.String("f", "etc/payment-api.yaml", "the config file")
@@ -34,6 +36,7 @@ func main() {
 // stopped together.
 func newServiceGroup(c config.Config) *service.ServiceGroup {
 	server := rest.MustNewServer(c.RestConf)
+	httpx.SetErrorHandlerCtx(xerr.Handler(handler.StatusOf))
 	ctx := svc.NewServiceContext(c)
 	handler.RegisterHandlers(server, ctx)
 

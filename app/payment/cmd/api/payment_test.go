@@ -77,8 +77,20 @@ func TestPaymentCallbackPublishesOnceThroughTheOutbox(t *testing.T) {
 	if code, _ := post(t, base+"/payments", map[string]any{"order_no": "ORD1", "amount": 1999}, &created); code != 200 || created.PaymentNo == "" {
 		t.Fatalf("create: %d %+v", code, created)
 	}
-	if code, _ := post(t, base+"/payments", map[string]any{"order_no": "ORD1", "amount": 0}, nil); code == 200 {
-		t.Fatal("a payment of 0 was accepted")
+	// Bad input is 400, an unknown payment 404, each with {code, message}.
+	if code, text := post(t, base+"/payments", map[string]any{"order_no": "ORD1", "amount": 0}, nil); code != 400 || text != `{"code":400,"message":"order_no is required and amount must be positive"}` {
+		t.Fatalf("a payment of 0: %d %s", code, text)
+	}
+	if code, text := post(t, base+"/callback", "not an object", nil); code != 400 || !strings.HasPrefix(text, `{"code":400,"message":`) {
+		t.Fatalf("a callback that does not parse: %d %s", code, text)
+	}
+	if code, text := post(t, base+"/callback", map[string]any{"payment_no": "nope", "status": "paid"}, nil); code != 404 || text != `{"code":404,"message":"payment not found: nope"}` {
+		t.Fatalf("a callback of an unknown payment: %d %s", code, text)
+	}
+	if resp, err := http.Get(base + "/payments/nope"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("an unknown payment: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// The provider calls back three times: one change, one event.
 	changes := 0
@@ -101,8 +113,8 @@ func TestPaymentCallbackPublishesOnceThroughTheOutbox(t *testing.T) {
 		t.Fatalf("refund: %d %s", code, text)
 	}
 	code, text := post(t, base+"/callback", map[string]any{"payment_no": created.PaymentNo, "status": "failed"}, nil)
-	if want := "illegal payment status change: " + created.PaymentNo + " is refunded, cannot become failed"; code == 200 || text != want {
-		t.Fatalf("failed after refunded: %d %q, want a refusal saying %q", code, text, want)
+	if want := `{"code":409,"message":"illegal payment status change: ` + created.PaymentNo + ` is refunded, cannot become failed"}`; code != 409 || text != want {
+		t.Fatalf("failed after refunded: %d %s, want 409 %s", code, text, want)
 	}
 	// The sentinel: a second payment of the same order, paid. Its event is
 	// recorded after every change of the first payment and the relay

@@ -12,6 +12,7 @@ import (
 	"github.com/kqstack/kqstack/app/order/cmd/api/internal/types"
 
 	"github.com/kqstack/kqstack/app/order/model"
+	"github.com/kqstack/kqstack/common/xerr"
 	"github.com/zeromicro/go-zero/core/logx"
 )
 
@@ -32,7 +33,7 @@ func NewCreateOrderLogic(ctx context.Context, svcCtx *svc.ServiceContext) *Creat
 
 func (l *CreateOrderLogic) CreateOrder(req *types.CreateOrderReq) (resp *types.CreateOrderResp, err error) {
 	if req.UserID <= 0 || req.Amount <= 0 {
-		return nil, errors.New("user_id and amount must be positive")
+		return nil, xerr.BadRequest(errors.New("user_id and amount must be positive"))
 	}
 	o := &model.Order{OrderNo: model.NewOrderNo(), UserID: req.UserID, Amount: req.Amount,
 		CloseAt: time.Now().Add(l.svcCtx.CloseUnpaidAfter).UnixMilli()}

@@ -9,6 +9,7 @@ import (
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/logic/payment"
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/svc"
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/types"
+	"github.com/kqstack/kqstack/common/xerr"
 	"github.com/zeromicro/go-zero/rest/httpx"
 )
 
@@ -17,7 +18,7 @@ func CreatePaymentHandler(svcCtx *svc.ServiceContext) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req types.CreatePaymentReq
 		if err := httpx.Parse(r, &req); err != nil {
-			httpx.ErrorCtx(r.Context(), w, err)
+			httpx.ErrorCtx(r.Context(), w, xerr.BadRequest(err))
 			return
 		}
 

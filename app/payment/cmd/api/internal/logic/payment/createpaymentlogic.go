@@ -10,6 +10,7 @@ import (
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/svc"
 	"github.com/kqstack/kqstack/app/payment/cmd/api/internal/types"
 	"github.com/kqstack/kqstack/app/payment/model"
+	"github.com/kqstack/kqstack/common/xerr"
 
 	"github.com/zeromicro/go-zero/core/logx"
 )
@@ -31,7 +32,7 @@ func NewCreatePaymentLogic(ctx context.Context, svcCtx *svc.ServiceContext) *Cre
 
 func (l *CreatePaymentLogic) CreatePayment(req *types.CreatePaymentReq) (resp *types.CreatePaymentResp, err error) {
 	if req.OrderNo == "" || req.Amount <= 0 {
-		return nil, errors.New("order_no is required and amount must be positive")
+		return nil, xerr.BadRequest(errors.New("order_no is required and amount must be positive"))
 	}
 	p := &model.Payment{PaymentNo: model.NewPaymentNo(), OrderNo: req.OrderNo, Amount: req.Amount}
 	if err := l.svcCtx.PaymentModel.Insert(l.ctx, p); err != nil {
