@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -28,8 +30,13 @@ type stack struct {
 	t testing.TB // where failures go: the test or subtest running now
 	// owner is the test the stack belongs to: its cleanups stop the
 	// processes
-	owner    testing.TB
-	brokers  string
+	owner   testing.TB
+	brokers []string
+	redis   *redis.Client
+	// infoLogs are the services that log at info level, to
+	// <dir>/<name>.log only (logPath); the others log errors to the
+	// test's output.
+	infoLogs map[string]bool
 	dir      string
 	bins     map[string]string
 	configs  map[string]string
@@ -64,8 +71,17 @@ func mariaDBDatabase(t testing.TB) database {
 
 func newStack(t testing.TB, db func(dir string) database) *stack {
 	b := brokertest.Start(t, nil)
+	return newStackOn(t, db, []string{b.Addr})
+}
+
+// newStackOn runs the services against the brokers at addrs; the services
+// named in infoLogs log at info level to their logPath.
+func newStackOn(t testing.TB, db func(dir string) database, brokers []string, infoLogs ...string) *stack {
 	rdb := redistest.Start(t)
-	s := &stack{t: t, owner: t, brokers: b.Addr, dir: t.TempDir(), bins: map[string]string{}, configs: map[string]string{}, procs: map[string]*exec.Cmd{}}
+	s := &stack{t: t, owner: t, brokers: brokers, redis: rdb, infoLogs: map[string]bool{}, dir: t.TempDir(), bins: map[string]string{}, configs: map[string]string{}, procs: map[string]*exec.Cmd{}}
+	for _, name := range infoLogs {
+		s.infoLogs[name] = true
+	}
 	for name, pkg := range map[string]string{"order-api": "app/order/cmd/api", "order-mq": "app/order/cmd/mq", "payment-api": "app/payment/cmd/api"} {
 		bin := filepath.Join(s.dir, name)
 		out, err := exec.Command("go", "build", "-o", bin, "github.com/kqstack/kqstack/"+pkg).CombinedOutput()
@@ -78,10 +94,16 @@ func newStack(t testing.TB, db func(dir string) database) *stack {
 	orderPort, payPort := testport.Port(t), testport.Port(t)
 	s.orderURL = fmt.Sprintf("http://127.0.0.1:%d/order/v1", orderPort)
 	s.payURL = fmt.Sprintf("http://127.0.0.1:%d/payment/v1", payPort)
-	logConf := "Log:\n  Mode: console\n  Level: error\n"
-	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nCloseUnpaidAfter: 1h\nRedis:\n  Addr: %s\n", orderPort, logConf, d.driver, d.orderDSN, rdb.Options().Addr)
+	logConf := func(name string) string {
+		if s.infoLogs[name] {
+			return "Log:\n  Mode: console\n  Level: info\n"
+		}
+		return "Log:\n  Mode: console\n  Level: error\n"
+	}
+	addrs := strings.Join(brokers, ", ")
+	s.configs["order-api"] = fmt.Sprintf("Name: order-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nCloseUnpaidAfter: 1h\nRedis:\n  Addr: %s\n", orderPort, logConf("order-api"), d.driver, d.orderDSN, rdb.Options().Addr)
 	s.configs["payment-api"] = fmt.Sprintf("Name: payment-api\nHost: 127.0.0.1\nPort: %d\n%sDB:\n  Driver: %s\n  DataSource: %q\nPaymentEvents:\n  Brokers: [%s]\n  Topic: payment-update-paystatus-topic\n  AllowAutoTopicCreation: true\nOutbox:\n  IntervalMs: 5\n",
-		payPort, logConf, d.driver, d.paymentDSN, b.Addr)
+		payPort, logConf("payment-api"), d.driver, d.paymentDSN, addrs)
 	s.configs["order-mq"] = fmt.Sprintf(`Name: order-mq
 %sDB:
   Driver: %s
@@ -104,7 +126,7 @@ Redis:
   Addr: %s
 CloseUnpaid:
   CheckIntervalMs: 100
-`, logConf, d.driver, d.orderDSN, b.Addr, b.Addr, rdb.Options().Addr)
+`, logConf("order-mq"), d.driver, d.orderDSN, addrs, addrs, rdb.Options().Addr)
 	for name := range s.bins {
 		s.start(name)
 	}
@@ -129,7 +151,7 @@ func (s *stack) on(t testing.TB) *stack {
 // check would see it.
 func (s *stack) waitConsuming(groupID string) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -166,12 +188,23 @@ func (s *stack) start(name string) {
 	}
 	cmd := exec.Command(s.bins[name], "-f", config)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if s.infoLogs[name] {
+		f, err := os.OpenFile(s.logPath(name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		defer f.Close() // the process has its own descriptor
+		cmd.Stdout, cmd.Stderr = f, f
+	}
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
 	s.procs[name] = cmd
 	s.owner.Cleanup(func() { s.stop(name, syscall.SIGTERM) })
 }
+
+// logPath is where a service of infoLogs logs, across restarts.
+func (s *stack) logPath(name string) string { return filepath.Join(s.dir, name+".log") }
 
 func (s *stack) stop(name string, sig syscall.Signal) {
 	cmd := s.procs[name]

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -28,12 +29,19 @@ type Config struct {
 	BatchTimeout time.Duration `json:",default=2ms"`
 	// AllowAutoTopicCreation: create the topic on first push (local stack).
 	AllowAutoTopicCreation bool `json:",optional"`
+	// MetadataTTL bounds how long the writer routes by old metadata.
+	// kafka-go refreshes it only on this timer (a random time below it),
+	// not when a broker answers NOT_LEADER_FOR_PARTITION or is gone, so
+	// after a partition's leader moves pushes fail until then: with
+	// kafka-go's 6 s, a broker's kill -9 held the outbox up to 9 s.
+	MetadataTTL time.Duration `json:",default=1s"`
 }
 
 // Pusher pushes messages to one topic. Safe for concurrent use.
 type Pusher struct {
-	topic  string
-	writer *kafka.Writer
+	topic     string
+	writer    *kafka.Writer
+	transport *kafka.Transport
 }
 
 // NewPusher returns a Pusher; it connects on first use.
@@ -47,7 +55,12 @@ func NewPusher(c Config) (*Pusher, error) {
 	if c.BatchTimeout <= 0 {
 		c.BatchTimeout = 2 * time.Millisecond
 	}
-	return &Pusher{topic: c.Topic, writer: &kafka.Writer{
+	if c.MetadataTTL <= 0 {
+		c.MetadataTTL = time.Second
+	}
+	// kafka.DefaultTransport's dialer, with the Pusher's metadata TTL.
+	transport := &kafka.Transport{Dial: (&net.Dialer{Timeout: 3 * time.Second}).DialContext, MetadataTTL: c.MetadataTTL}
+	return &Pusher{topic: c.Topic, transport: transport, writer: &kafka.Writer{
 		Addr:                   kafka.TCP(c.Brokers...),
 		Topic:                  c.Topic,
 		Balancer:               kafka.Murmur2Balancer{},
@@ -56,6 +69,7 @@ func NewPusher(c Config) (*Pusher, error) {
 		BatchTimeout:           c.BatchTimeout,
 		Compression:            kafka.Snappy,
 		AllowAutoTopicCreation: c.AllowAutoTopicCreation,
+		Transport:              transport,
 	}}, nil
 }
 
@@ -107,8 +121,12 @@ func (p *Pusher) send(ctx context.Context, key []byte, v string, headers []kafka
 	return nil
 }
 
-// Close flushes and closes the writer.
-func (p *Pusher) Close() error { return p.writer.Close() }
+// Close flushes and closes the writer, and its connections.
+func (p *Pusher) Close() error {
+	err := p.writer.Close()
+	p.transport.CloseIdleConnections()
+	return err
+}
 
 // headerCarrier lets the otel propagator read and write kafka headers.
 type headerCarrier struct{ msg *kafka.Message }
