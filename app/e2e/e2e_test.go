@@ -118,15 +118,11 @@ PaymentUpdateStatusConf:
   Processors: 1
   MinBytes: 1
   ForceCommit: true
-DeadLetter:
-  Brokers: [%s]
-  Topic: payment-update-paystatus-topic.dlq
-  AllowAutoTopicCreation: true
 Redis:
   Addr: %s
 CloseUnpaid:
   CheckIntervalMs: 100
-`, logConf("order-mq"), d.driver, d.orderDSN, addrs, addrs, rdb.Options().Addr)
+`, logConf("order-mq"), d.driver, d.orderDSN, addrs, rdb.Options().Addr)
 	for name := range s.bins {
 		s.start(name)
 	}

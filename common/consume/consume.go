@@ -10,10 +10,15 @@
 //     pushed to <topic>.dlq with the error and its origin in headers, and
 //     only after the broker has it is the event committed.
 //
-// Use it with one processor per queue (Processors: 1) and ForceCommit:
-// true: kq then commits a record only after the wrapper's error handler
-// has returned, which is after the dead-letter push succeeded, and never
-// commits past a record still being retried.
+// MustNewQueue builds the whole consumer from a KqConf (kq's YAML block
+// and the retry and dead-letter settings): a service that calls
+// kq.MustNewQueue(c.KqConf, handler) calls consume.MustNewQueue(c.Conf,
+// dedup, handle) instead. It runs kq with one fetching goroutine and one
+// processor per queue (Consumers: 1, Processors: 1) and ForceCommit: true:
+// kq then commits a record only after the wrapper's error handler has
+// returned, which is after the dead-letter push succeeded, and never
+// commits past a record still being retried. New wraps a handler for a
+// kq queue built by hand, with those settings.
 package consume
 
 import (

@@ -21,6 +21,7 @@ import (
 	"github.com/kqstack/kqstack/app/order/domain"
 	"github.com/kqstack/kqstack/app/order/model"
 	"github.com/kqstack/kqstack/broker/brokertest"
+	"github.com/kqstack/kqstack/common/consume"
 	"github.com/kqstack/kqstack/common/delay"
 	"github.com/kqstack/kqstack/common/event"
 	"github.com/kqstack/kqstack/common/push"
@@ -37,11 +38,10 @@ func TestOrderMQ(t *testing.T) {
 	var c config.Config
 	c.ServiceConf = service.ServiceConf{Name: "order-mq-test", Log: logx.LogConf{Mode: "console", Level: "severe"}}
 	c.DB.Driver, c.DB.DataSource = "sqlite", dbPath
-	c.PaymentUpdateStatusConf = kq.KqConf{ServiceConf: c.ServiceConf, Brokers: []string{b.Addr}, Group: "payment-update-paystatus-group",
-		Topic: event.TopicPaymentStatus, Offset: "first", Conns: 1, Consumers: 1, Processors: 1, MinBytes: 1, MaxBytes: 1 << 20, ForceCommit: true}
-	c.DeadLetter = push.Config{Brokers: []string{b.Addr}, Topic: event.TopicPaymentStatus + ".dlq", AllowAutoTopicCreation: true}
+	c.PaymentUpdateStatusConf = consume.KqConf{KqConf: kq.KqConf{ServiceConf: c.ServiceConf, Brokers: []string{b.Addr}, Group: "payment-update-paystatus-group",
+		Topic: event.TopicPaymentStatus, Offset: "first", Conns: 1, Consumers: 1, Processors: 1, MinBytes: 1, MaxBytes: 1 << 20, ForceCommit: true},
+		Attempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}
 	c.Redis.Addr = rdb.Options().Addr
-	c.Retry.Attempts, c.Retry.BackoffMs = 3, 10
 	c.CloseUnpaid.CheckIntervalMs = 20
 
 	db, err := model.Open("sqlite", dbPath)

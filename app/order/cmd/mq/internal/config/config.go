@@ -1,10 +1,9 @@
 package config
 
 import (
-	"github.com/zeromicro/go-queue/kq"
 	"github.com/zeromicro/go-zero/core/service"
 
-	"github.com/kqstack/kqstack/common/push"
+	"github.com/kqstack/kqstack/common/consume"
 )
 
 type Config struct {
@@ -15,18 +14,13 @@ type Config struct {
 		DataSource string
 	}
 	// PaymentUpdateStatusConf consumes payment status events (group
-	// payment-update-paystatus-group, Offset first, one processor).
-	PaymentUpdateStatusConf kq.KqConf
-	// DeadLetter is where events that keep failing go (<topic>.dlq).
-	DeadLetter push.Config
+	// payment-update-paystatus-group, Offset first): kq's block, with the
+	// retries (Attempts, Backoff) and the dead-letter topic (<topic>.dlq).
+	PaymentUpdateStatusConf consume.KqConf
 	// Redis keeps idempotency keys; without Addr the service falls back to
 	// an SQL table and says so.
 	Redis struct {
 		Addr string `json:",optional"`
-	}
-	Retry struct {
-		Attempts  int `json:",default=5"`
-		BackoffMs int `json:",default=100"`
 	}
 	CloseUnpaid struct {
 		CheckIntervalMs int `json:",default=1000"`

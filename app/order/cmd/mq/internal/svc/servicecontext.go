@@ -13,7 +13,6 @@ import (
 	"github.com/kqstack/kqstack/app/order/model"
 	"github.com/kqstack/kqstack/common/consume"
 	"github.com/kqstack/kqstack/common/delay"
-	"github.com/kqstack/kqstack/common/push"
 )
 
 type ServiceContext struct {
@@ -21,7 +20,6 @@ type ServiceContext struct {
 	DB         *sql.DB
 	OrderModel model.OrderModel
 	Dedup      consume.Dedup
-	DeadLetter *push.Pusher
 	// CloseQueue holds orders to close when unpaid; nil without Redis.
 	CloseQueue *delay.Queue
 	// Now is the clock that tells which unpaid orders are due (time.Now);
@@ -32,9 +30,7 @@ type ServiceContext struct {
 func NewServiceContext(c config.Config) *ServiceContext {
 	db, err := model.Open(c.DB.Driver, c.DB.DataSource)
 	logx.Must(err)
-	deadLetter, err := push.NewPusher(c.DeadLetter)
-	logx.Must(err)
-	s := &ServiceContext{Config: c, DB: db, OrderModel: model.OrderModel{DB: db}, DeadLetter: deadLetter, Now: time.Now}
+	s := &ServiceContext{Config: c, DB: db, OrderModel: model.OrderModel{DB: db}, Now: time.Now}
 	if c.Redis.Addr != "" {
 		client := redis.NewClient(&redis.Options{Addr: c.Redis.Addr})
 		s.Dedup = consume.RedisDedup{Client: client, Prefix: c.Name + ":event:"}
