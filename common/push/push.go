@@ -73,6 +73,23 @@ func NewPusher(c Config) (*Pusher, error) {
 	}}, nil
 }
 
+// MustNewPusher is kq.NewPusher's signature: a service that calls
+// kq.NewPusher(c.Brokers, c.Topic) switches by changing the import. It
+// panics on a config NewPusher refuses, as go-zero's Must functions do.
+func MustNewPusher(addrs []string, topic string) *Pusher {
+	p, err := NewPusher(Config{Brokers: addrs, Topic: topic})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Name is the topic, as kq's Pusher names itself.
+func (p *Pusher) Name() string { return p.topic }
+
+// KPush is PushWithKey, under kq's other name for it.
+func (p *Pusher) KPush(ctx context.Context, key, v string) error { return p.PushWithKey(ctx, key, v) }
+
 // Push sends v with no key (a random partition) and waits for the broker.
 func (p *Pusher) Push(ctx context.Context, v string) error {
 	return p.send(ctx, nil, v, nil)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -113,4 +114,54 @@ func TestPushErrorsAreReturned(t *testing.T) {
 	if _, err := NewPusher(Config{Topic: "x"}); err == nil {
 		t.Fatal("a Pusher without brokers was accepted")
 	}
+}
+
+// MustNewPusher has kq.NewPusher's signature and the Pusher kq's methods,
+// so a kq producer switches by its import; each push is acknowledged by
+// the broker before it returns.
+func TestMustNewPusherIsShapedLikeKqs(t *testing.T) {
+	b := brokertest.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(newTestClient(t, b.Addr)).CreateTopic(ctx, 1, -1, nil, "kq-shaped"); err != nil {
+		t.Fatal(err)
+	}
+	b.Sync(t)
+	p := MustNewPusher([]string{b.Addr}, "kq-shaped")
+	defer p.Close()
+	if p.Name() != "kq-shaped" {
+		t.Fatalf("Name: %q", p.Name())
+	}
+	for _, push := range []func() error{
+		func() error { return p.Push(ctx, "one") },
+		func() error { return p.PushWithKey(ctx, "k", "two") },
+		func() error { return p.KPush(ctx, "k", "three") },
+	} {
+		if err := push(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ends, err := kadm.NewClient(newTestClient(t, b.Addr)).ListEndOffsets(ctx, "kq-shaped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end, _ := ends.Lookup("kq-shaped", 0); end.Offset != 3 {
+		t.Fatalf("end offset %d after 3 pushes", end.Offset)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("MustNewPusher with no topic did not panic")
+		}
+	}()
+	MustNewPusher([]string{b.Addr}, "")
+}
+
+func newTestClient(t *testing.T, addr string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }
