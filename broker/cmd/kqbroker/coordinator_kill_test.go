@@ -293,8 +293,15 @@ func TestCommitsSurviveTheirCoordinatorKilled(t *testing.T) {
 	wg.Wait()
 
 	lost, madeUp := 0, 0
+	reader := kadm.NewClient(mustClient(t, addrs...)) // no connection to the killed broker
 	for _, g := range groups {
-		fetched, err := admin.FetchOffsets(ctx, g)
+		var fetched kadm.OffsetResponses
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if fetched, err = reader.FetchOffsets(ctx, g); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			t.Fatalf("fetching %s's offsets: %v", g, err)
 		}
