@@ -11,19 +11,22 @@ import (
 )
 
 var (
-	logStartDesc  = prometheus.NewDesc("kqbroker_partition_log_start_offset", "First offset still in the partition's log.", []string{"topic", "partition"}, nil)
-	logEndDesc    = prometheus.NewDesc("kqbroker_partition_log_end_offset", "Offset the partition's next record gets.", []string{"topic", "partition"}, nil)
-	sizeDesc      = prometheus.NewDesc("kqbroker_partition_size_bytes", "Bytes of the partition's segments on disk.", []string{"topic", "partition"}, nil)
-	lagDesc       = prometheus.NewDesc("kqbroker_group_lag", "Records between a group's committed offset and the log end.", []string{"group", "topic", "partition"}, nil)
-	committedDesc = prometheus.NewDesc("kqbroker_group_committed_offset", "A group's committed offset.", []string{"group", "topic", "partition"}, nil)
-	membersDesc   = prometheus.NewDesc("kqbroker_group_members", "Members of a consumer group.", []string{"group", "state"}, nil)
-	fsyncDesc     = prometheus.NewDesc("kqbroker_fsync_duration_seconds", "Latency of the fsyncs that make appended data durable, over all logs.", nil, nil)
-	topicsDesc    = prometheus.NewDesc("kqbroker_topics", "Topics.", nil, nil)
-	hwDesc        = prometheus.NewDesc("kqbroker_partition_high_watermark", "Offset below which consumers read: every in-sync replica has what is below.", []string{"topic", "partition"}, nil)
-	isrDesc       = prometheus.NewDesc("kqbroker_partition_in_sync_replicas", "In-sync replicas of a partition this broker leads.", []string{"topic", "partition"}, nil)
-	replicasDesc  = prometheus.NewDesc("kqbroker_partition_replicas", "Replicas of a partition this broker leads.", []string{"topic", "partition"}, nil)
-	leadingDesc   = prometheus.NewDesc("kqbroker_leader_partitions", "Partitions this broker leads (Kafka's LeaderCount).", nil, nil)
-	underDesc     = prometheus.NewDesc("kqbroker_under_replicated_partitions", "Partitions this broker leads whose ISR is smaller than their replicas (Kafka's UnderReplicatedPartitions).", nil, nil)
+	logStartDesc      = prometheus.NewDesc("kqbroker_partition_log_start_offset", "First offset still in the partition's log.", []string{"topic", "partition"}, nil)
+	logEndDesc        = prometheus.NewDesc("kqbroker_partition_log_end_offset", "Offset the partition's next record gets.", []string{"topic", "partition"}, nil)
+	sizeDesc          = prometheus.NewDesc("kqbroker_partition_size_bytes", "Bytes of the partition's segments on disk.", []string{"topic", "partition"}, nil)
+	lagDesc           = prometheus.NewDesc("kqbroker_group_lag", "Records between a group's committed offset and the log end.", []string{"group", "topic", "partition"}, nil)
+	committedDesc     = prometheus.NewDesc("kqbroker_group_committed_offset", "A group's committed offset.", []string{"group", "topic", "partition"}, nil)
+	membersDesc       = prometheus.NewDesc("kqbroker_group_members", "Members of a consumer group.", []string{"group", "state"}, nil)
+	fsyncDesc         = prometheus.NewDesc("kqbroker_fsync_duration_seconds", "Latency of the fsyncs that make appended data durable, over all logs.", nil, nil)
+	topicsDesc        = prometheus.NewDesc("kqbroker_topics", "Topics.", nil, nil)
+	hwDesc            = prometheus.NewDesc("kqbroker_partition_high_watermark", "Offset below which consumers read: every in-sync replica has what is below.", []string{"topic", "partition"}, nil)
+	isrDesc           = prometheus.NewDesc("kqbroker_partition_in_sync_replicas", "In-sync replicas of a partition this broker leads.", []string{"topic", "partition"}, nil)
+	replicasDesc      = prometheus.NewDesc("kqbroker_partition_replicas", "Replicas of a partition this broker leads.", []string{"topic", "partition"}, nil)
+	leadingDesc       = prometheus.NewDesc("kqbroker_leader_partitions", "Partitions this broker leads (Kafka's LeaderCount).", nil, nil)
+	underDesc         = prometheus.NewDesc("kqbroker_under_replicated_partitions", "Partitions this broker leads whose ISR is smaller than their replicas (Kafka's UnderReplicatedPartitions).", nil, nil)
+	cleanerPassesDesc = prometheus.NewDesc("kqbroker_log_cleaner_passes_total", "Cleans of compacted logs that got anywhere, over this broker's logs since they opened.", nil, nil)
+	cleanerReadDesc   = prometheus.NewDesc("kqbroker_log_cleaner_read_bytes_total", "Segment bytes the log cleaner read, over this broker's logs since they opened.", nil, nil)
+	cleanerWriteDesc  = prometheus.NewDesc("kqbroker_log_cleaner_written_bytes_total", "Segment bytes the log cleaner wrote (what it kept), over this broker's logs since they opened.", nil, nil)
 )
 
 // clusterCollector reads the cluster's state at scrape time.
@@ -31,7 +34,7 @@ type clusterCollector struct{ cluster *cluster.Cluster }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{logStartDesc, logEndDesc, sizeDesc, lagDesc, committedDesc, membersDesc, fsyncDesc, topicsDesc,
-		hwDesc, isrDesc, replicasDesc, leadingDesc, underDesc} {
+		hwDesc, isrDesc, replicasDesc, leadingDesc, underDesc, cleanerPassesDesc, cleanerReadDesc, cleanerWriteDesc} {
 		ch <- d
 	}
 }
@@ -41,6 +44,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(topicsDesc, prometheus.GaugeValue, float64(len(topics)))
 	fsync := storage.SyncStats{Buckets: make([]uint64, len(storage.SyncBuckets)+1)}
 	leading, under := 0, 0
+	var cleaned storage.CleanerStats
 	self := c.cluster.Config().NodeID
 	for _, t := range topics {
 		for _, p := range t.Partitions {
@@ -61,8 +65,13 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, float64(len(state.Replicas)), labels...)
 			}
 			addSyncStats(&fsync, p.Log.SyncStats())
+			stats := p.Log.CleanerStats()
+			cleaned.Passes, cleaned.BytesRead, cleaned.BytesWritten = cleaned.Passes+stats.Passes, cleaned.BytesRead+stats.BytesRead, cleaned.BytesWritten+stats.BytesWritten
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(cleanerPassesDesc, prometheus.CounterValue, float64(cleaned.Passes))
+	ch <- prometheus.MustNewConstMetric(cleanerReadDesc, prometheus.CounterValue, float64(cleaned.BytesRead))
+	ch <- prometheus.MustNewConstMetric(cleanerWriteDesc, prometheus.CounterValue, float64(cleaned.BytesWritten))
 	ch <- prometheus.MustNewConstMetric(leadingDesc, prometheus.GaugeValue, float64(leading))
 	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(under))
 	ch <- fsyncHistogram(fsync)

@@ -61,6 +61,9 @@
 //	kqbroker_quorum_commit_index             last metadata log index known committed
 //	kqbroker_quorum_applied_index            last metadata log index applied here
 //	kqbroker_quorum_commit_latency_seconds   histogram: metadata changes this broker proposed, proposal to applied here
+//	kqbroker_log_cleaner_passes_total          cleans of compacted logs that got anywhere (this broker's logs since they opened)
+//	kqbroker_log_cleaner_read_bytes_total      segment bytes the cleaner read
+//	kqbroker_log_cleaner_written_bytes_total   segment bytes it wrote: what it kept
 package metrics
 
 import (
