@@ -7,6 +7,8 @@
 //	kqbench pipeline [-events 20000]
 //	kqbench partitions [-partitions 1000] [-records 200000]
 //	kqbench idle
+//	kqbench commits [-duration 5s]
+//	kqbench coordinator-failover
 //	kqbench startup  [-retained-mib 2048] [-unclean]
 //	kqbench suite    [-write doc/benchmarks.md]
 //
@@ -46,6 +48,8 @@ workloads: produce, capacity (pre-encoded pipelined produce: the broker's own li
            consume, latency, pipeline, partitions, idle, startup,
            failover (three kqbrokers: the acks=all stall when a leader is killed),
            catchup (three kqbrokers: a restarted follower copying -retained-mib)
+           commits (one client's synchronous offset commits for -duration)
+           coordinator-failover (three kqbrokers: a kq group across a kill -9 of its coordinator)
            suite (the standard set; -write FILE rewrites its table)
 common flags: -bootstrap host:port | -vs kfake|kqbroker-interval|kqbroker-cluster, -pairs N
 run "kqbench <workload> -h" for a workload's flags`
@@ -152,6 +156,10 @@ func parseSpec(args []string) (spec, error) {
 		s.work, s.metric, s.only = catchupWorkload(*retainedMiB<<20), "MB/s", "kqbroker-cluster"
 	case "failover":
 		s.work, s.metric, s.only = failoverWorkload(*graceful), "stall ms", "kqbroker-cluster"
+	case "commits":
+		s.work, s.metric = commitsWorkload(*duration), "commits/s"
+	case "coordinator-failover":
+		s.work, s.metric, s.only = coordinatorFailoverWorkload(), "resume ms", "kqbroker-cluster"
 	default:
 		return s, fmt.Errorf("unknown workload %q\n%s", args[0], usage)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // buildKqbench builds the command once per test: the tool runs its brokers
@@ -41,6 +42,44 @@ func TestProduceAgainstKfake(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestCommitsAgainstKfake(t *testing.T) {
+	bin := buildKqbench(t)
+	cmd := exec.Command(bin, "commits", "-duration", "300ms", "-vs", "kfake", "-pairs", "1")
+	cmd.Env = append(os.Environ(), "KQBENCH_DIR="+t.TempDir())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kqbench: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"offset commits", "kqbroker   min", "kfake      min", "median ratio kqbroker/kfake:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr.String(), "p99 ms") {
+		t.Errorf("the runs report no commit latency:\n%s", stderr.String())
+	}
+}
+
+func TestResumedIsAfterTheLongestPause(t *testing.T) {
+	from := time.Now()
+	h := &handled{acked: map[string]time.Time{}}
+	for _, ms := range []int{-500, 100, 200, 1700, 1750, 1800, 2100} {
+		h.times = append(h.times, from.Add(time.Duration(ms)*time.Millisecond))
+	}
+	resumed, pause, last := h.resumedAfter(from)
+	if got := resumed.Sub(from); got != 1700*time.Millisecond {
+		t.Errorf("resumed %v after, want 1.7s", got)
+	}
+	if pause != 1500*time.Millisecond {
+		t.Errorf("pause %v, want 1.5s", pause)
+	}
+	if got := last.Sub(from); got != 2100*time.Millisecond {
+		t.Errorf("last %v after, want 2.1s", got)
 	}
 }
 
@@ -107,6 +146,7 @@ func TestBadFlagsSayWhatToDo(t *testing.T) {
 		{[]string{"produce", "-vs", "redpanda"}, "the peers kqbench can start are kfake, kqbroker-interval and kqbroker-cluster"},
 		{[]string{"produce", "-vs", "kfake", "-bootstrap", "x:1"}, "exclude each other"},
 		{[]string{"startup", "-vs", "kfake"}, "no -vs or -bootstrap"},
+		{[]string{"coordinator-failover", "-vs", "kfake"}, "no -vs or -bootstrap"},
 		{[]string{"frobnicate"}, "unknown workload"},
 	} {
 		if _, err := parseSpec(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
