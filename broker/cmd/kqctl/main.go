@@ -84,6 +84,7 @@ var commands = map[string]map[string]command{
 	"partition": {"elect-leaders": partitionElectLeaders, "reassign": partitionReassign, "reassignments": partitionReassignments},
 	"produce":   {"": produce},
 	"consume":   {"": consume},
+	"gen":       {"mq": genMQ, "outbox": genOutbox},
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
