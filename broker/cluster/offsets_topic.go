@@ -94,7 +94,12 @@ func (c *Cluster) maybeCompactOffsetsTopic(configs map[string]string) {
 
 // GroupCoordinator is the broker coordinating groupID: the leader of its
 // partition of __consumer_offsets (created first if need be), or
-// COORDINATOR_NOT_AVAILABLE while that partition has none.
+// COORDINATOR_NOT_AVAILABLE while that partition has none. A leader this
+// broker cannot reach (its fetches from it fail: killed, and not fenced
+// yet) is waited on for up to coordinatorLeaderWait, until the partition
+// has a new leader: kafka-go, told a dead coordinator or an error, drops
+// its member id, so its group waits out the sessions of the members it
+// had before it can rebalance.
 func (c *Cluster) GroupCoordinator(groupID string) (BrokerAddress, error) {
 	t, err := c.EnsureOffsetsTopic()
 	if err != nil {
@@ -102,12 +107,43 @@ func (c *Cluster) GroupCoordinator(groupID string) (BrokerAddress, error) {
 	}
 	partition := group.PartitionFor(groupID, int32(len(t.Partitions)))
 	leader := t.Partitions[partition].State().Leader
+	if leader != c.cfg.NodeID && c.fetchers.Unreachable(leader) {
+		leader = c.waitReachableLeader(t.Partitions[partition], leader)
+		if c.fetchers.Unreachable(leader) {
+			return BrokerAddress{}, fmt.Errorf("%w: broker %d leads partition %d of %s but does not answer", kerr.CoordinatorNotAvailable, leader, partition, group.OffsetsTopic)
+		}
+	}
 	for _, b := range c.Brokers() {
 		if b.NodeID == leader {
 			return b, nil
 		}
 	}
 	return BrokerAddress{}, fmt.Errorf("%w: partition %d of %s has no leader in service", kerr.CoordinatorNotAvailable, partition, group.OffsetsTopic)
+}
+
+// coordinatorLeaderWait bounds GroupCoordinator's wait for the partition
+// of an unreachable leader to get another: a dead broker is fenced and its
+// partitions moved within a few seconds (more when it was the controller).
+const coordinatorLeaderWait = 6 * time.Second
+
+// waitReachableLeader waits until p's leader is not leader, or is
+// reachable again, or coordinatorLeaderWait has passed, and returns p's
+// leader then.
+func (c *Cluster) waitReachableLeader(p *Partition, leader int32) int32 {
+	deadline := c.clock.Now().Add(coordinatorLeaderWait)
+	for c.clock.Now().Before(deadline) {
+		if now := p.State().Leader; now != leader || !c.fetchers.Unreachable(now) {
+			return now
+		}
+		timer := c.clock.NewTimer(50 * time.Millisecond)
+		select {
+		case <-timer.C():
+		case <-c.stop:
+			timer.Stop()
+			return p.State().Leader
+		}
+	}
+	return p.State().Leader
 }
 
 // privateOffsetsDir is where a kqbroker before the replicated offsets

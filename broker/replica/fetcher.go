@@ -48,12 +48,16 @@ type Fetchers struct {
 	mu       sync.Mutex
 	byLeader map[int32]*fetcher
 	closed   bool
+	// unreachable holds the leaders whose last fetch failed on its
+	// connection (the dial, or the connection dropped), until a fetch
+	// from them succeeds again.
+	unreachable map[int32]bool
 }
 
 // NewFetchers returns the fetchers of broker self; reassignmentRate bounds
 // the bytes per second copied for replicas being added (0: no bound).
 func NewFetchers(self int32, clk clock.Clock, logger *slog.Logger, address func(int32) (string, bool), reassignmentRate int64) *Fetchers {
-	m := &Fetchers{self: self, clock: clk, logger: logger, address: address, byLeader: map[int32]*fetcher{}}
+	m := &Fetchers{self: self, clock: clk, logger: logger, address: address, byLeader: map[int32]*fetcher{}, unreachable: map[int32]bool{}}
 	if reassignmentRate > 0 {
 		m.throttle = newByteRate(clk, reassignmentRate)
 	}
@@ -81,6 +85,25 @@ func (m *Fetchers) Set(r *Replica) {
 		go f.run()
 	}
 	f.add(r)
+}
+
+// Unreachable reports whether this broker's last fetch from leader failed
+// on its connection: a broker killed a moment ago, before the controller
+// fenced it. False for a leader this broker does not fetch from.
+func (m *Fetchers) Unreachable(leader int32) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unreachable[leader]
+}
+
+func (m *Fetchers) setReachable(leader int32, reachable bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if reachable {
+		delete(m.unreachable, leader)
+	} else {
+		m.unreachable[leader] = true
+	}
 }
 
 // Remove stops fetching for r (its partition is gone from this broker).
@@ -193,7 +216,9 @@ func (f *fetcher) run() {
 			}
 			continue
 		}
-		if err := f.fetchOnce(positions); err != nil {
+		err := f.fetchOnce(positions)
+		f.m.setReachable(f.leader, err == nil)
+		if err != nil {
 			f.dropConn()
 			f.m.logger.Debug("fetching from the leader", "leader", f.leader, "err", err)
 			if !f.sleep(backoff) {

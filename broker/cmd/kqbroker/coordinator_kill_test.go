@@ -71,7 +71,11 @@ func TestKqGroupSurvivesItsCoordinatorKilled(t *testing.T) {
 	client := mustClient(t, addrs...)
 	admin := kadm.NewClient(client)
 	waitWholeISRs(t, ctx, admin, "__consumer_offsets", 3)
-	const topic, groupID = "kq-coordinated", "kq-coordinated-group"
+	const topic = "kq-coordinated"
+	// The hardest case: the coordinator is the controller too, so the
+	// quorum elects a new leader and the new controller gives the old one
+	// a grace before fencing it, all before the group's partition moves.
+	groupID := groupOfTheController(t, ctx, admin)
 	if _, err := admin.CreateTopic(ctx, 6, 3, nil, topic); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +131,7 @@ func TestKqGroupSurvivesItsCoordinatorKilled(t *testing.T) {
 	coordinator := described.Coordinator.NodeID
 	killed := time.Now()
 	brokers[coordinator-1].kill()
-	t.Logf("killed broker %d, the group's coordinator", coordinator)
+	t.Logf("killed broker %d, the group's coordinator and the controller", coordinator)
 	time.Sleep(5 * time.Second)
 	brokers[coordinator-1] = startProcess(t, bin, "-config", configs[coordinator-1])
 	time.Sleep(5 * time.Second)
@@ -184,6 +188,24 @@ func TestKqGroupSurvivesItsCoordinatorKilled(t *testing.T) {
 	if took > 20*time.Second {
 		t.Fatalf("the group resumed %v after its coordinator was killed: it waited for sessions to time out", took)
 	}
+}
+
+// groupOfTheController returns a group id the controller coordinates.
+func groupOfTheController(t *testing.T, ctx context.Context, admin *kadm.Client) string {
+	t.Helper()
+	cluster, err := admin.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		id := fmt.Sprintf("kq-coordinated-group-%d", i)
+		found := admin.FindGroupCoordinators(ctx, id)
+		if c, ok := found[id]; ok && c.Err == nil && c.NodeID == cluster.Controller {
+			return id
+		}
+	}
+	t.Fatalf("no group of 500 is coordinated by the controller, broker %d", cluster.Controller)
+	return ""
 }
 
 // waitGroupMembers waits until the group is stable with n members, each
