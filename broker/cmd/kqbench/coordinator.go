@@ -27,19 +27,16 @@ func (t *target) seeds() []string {
 	return addrs
 }
 
-// commitsWorkload: one franz-go client commits offsets synchronously, one
-// request at a time, for one group: a standalone commit (generation -1, no
-// member id, as kadm's, without kadm's metadata request per commit) of one
-// partition of a four-partition topic, a new offset each time, sent with
-// kmsg to the group's coordinator (kgo finds it). One second of warm-up, then duration measured: commits/s and the
-// latency of each commit. On a cluster the group's coordinator is the
-// leader of its partition of __consumer_offsets, and a commit is answered
-// once the in-sync replicas of that partition have it.
-func commitsWorkload(duration time.Duration) workload {
+// commitsWorkload measures offset commits from one franz-go client:
+// inflight goroutines share it, each committing for its own group, one
+// commit at a time, one partition per commit (inflight 1: the latency-bound
+// rate of one synchronous committer). It reports commits per second and
+// their latency.
+func commitsWorkload(duration time.Duration, inflight int) workload {
 	const partitions = 4
 	const warmUp = time.Second
 	return workload{
-		name: "offset commits, one client, one at a time, 1 partition each",
+		name: fmt.Sprintf("offset commits, one client, %d in flight (one group each), 1 partition each", inflight),
 		run: func(ctx context.Context, t *target) (measurement, error) {
 			topic := uniqueTopic("commits")
 			if err := t.createTopic(ctx, topic, partitions); err != nil {
@@ -52,8 +49,11 @@ func commitsWorkload(duration time.Duration) workload {
 			}
 			defer client.Close()
 			admin := kadm.NewClient(client)
-			group := topic
-			defer func() { _, _ = admin.DeleteGroups(context.Background(), group) }()
+			var groups []string
+			for g := range inflight {
+				groups = append(groups, fmt.Sprintf("%s-%d", topic, g))
+			}
+			defer func() { _, _ = admin.DeleteGroups(context.Background(), groups...) }()
 			// OffsetCommit v10 names topics by id (kfake serves it; kqbroker
 			// serves up to v9, by name): send both.
 			meta, err := admin.Metadata(ctx, topic)
@@ -62,7 +62,7 @@ func commitsWorkload(duration time.Duration) workload {
 			}
 			topicID := meta.Topics[topic].ID
 
-			commit := func(i int64) error {
+			commit := func(group string, i int64) error {
 				req := kmsg.NewPtrOffsetCommitRequest()
 				req.Group = group
 				req.Generation = -1
@@ -87,25 +87,48 @@ func commitsWorkload(duration time.Duration) workload {
 				}
 				return nil
 			}
-			var i int64
-			for end := time.Now().Add(warmUp); time.Now().Before(end); i++ {
-				if err := commit(i); err != nil {
-					return nil, fmt.Errorf("warm-up: %w", err)
-				}
+			// Each committer warms up, then commits for duration from the
+			// same moment.
+			begin := time.Now().Add(warmUp)
+			end := begin.Add(duration)
+			results := make([][]time.Duration, inflight)
+			errs := make(chan error, inflight)
+			for g, group := range groups {
+				go func() {
+					var i int64
+					for ; time.Now().Before(begin); i++ {
+						if err := commit(group, i); err != nil {
+							errs <- fmt.Errorf("warm-up: %w", err)
+							return
+						}
+					}
+					latencies := make([]time.Duration, 0, 1<<16)
+					for ; time.Now().Before(end); i++ {
+						sent := time.Now()
+						if err := commit(group, i); err != nil {
+							errs <- err
+							return
+						}
+						latencies = append(latencies, time.Since(sent))
+					}
+					results[g] = latencies
+					errs <- nil
+				}()
 			}
-			latencies := make([]time.Duration, 0, 1<<16)
-			begin := time.Now()
-			for end := begin.Add(duration); time.Now().Before(end); i++ {
-				sent := time.Now()
-				if err := commit(i); err != nil {
-					return nil, err
-				}
-				latencies = append(latencies, time.Since(sent))
+			var failed error
+			for range groups {
+				failed = errors.Join(failed, <-errs)
 			}
-			elapsed := time.Since(begin)
+			if failed != nil {
+				return nil, failed
+			}
+			var latencies []time.Duration
+			for _, r := range results {
+				latencies = append(latencies, r...)
+			}
 			slices.Sort(latencies)
 			return measurement{
-				"commits/s": float64(len(latencies)) / elapsed.Seconds(),
+				"commits/s": float64(len(latencies)) / duration.Seconds(),
 				"p50 ms":    percentile(latencies, 0.50),
 				"p99 ms":    percentile(latencies, 0.99),
 				"max ms":    percentile(latencies, 1),

@@ -7,7 +7,7 @@
 //	kqbench pipeline [-events 20000]
 //	kqbench partitions [-partitions 1000] [-records 200000]
 //	kqbench idle
-//	kqbench commits [-duration 5s]
+//	kqbench commits [-duration 5s] [-inflight 1]
 //	kqbench coordinator-failover
 //	kqbench startup  [-retained-mib 2048] [-unclean]
 //	kqbench suite    [-write doc/benchmarks.md]
@@ -105,6 +105,7 @@ func parseSpec(args []string) (spec, error) {
 	retainedMiB := flags.Int64("retained-mib", 2048, "data retained before the restart, MiB")
 	unclean := flags.Bool("unclean", false, "restart after SIGKILL instead of a clean stop")
 	graceful := flags.Bool("graceful", false, "failover: stop the leader with SIGTERM instead of SIGKILL")
+	inflight := flags.Int("inflight", 1, "commits: commits the client keeps in flight, each for its own group")
 	switch args[0] {
 	case "latency":
 		*acks = "all"
@@ -157,7 +158,10 @@ func parseSpec(args []string) (spec, error) {
 	case "failover":
 		s.work, s.metric, s.only = failoverWorkload(*graceful), "stall ms", "kqbroker-cluster"
 	case "commits":
-		s.work, s.metric = commitsWorkload(*duration), "commits/s"
+		if *inflight < 1 {
+			return s, fmt.Errorf("-inflight %d: at least 1", *inflight)
+		}
+		s.work, s.metric = commitsWorkload(*duration, *inflight), "commits/s"
 	case "coordinator-failover":
 		s.work, s.metric, s.only = coordinatorFailoverWorkload(), "resume ms", "kqbroker-cluster"
 	default:
