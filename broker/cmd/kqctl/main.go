@@ -17,6 +17,8 @@
 //	kqctl partition elect-leaders [--topic TOPIC [-p N,...]] [--unclean]
 //	kqctl partition reassign TOPIC -p N --replicas 1,2,3 | --file PLAN.json [--cancel]
 //	kqctl partition reassignments
+//	kqctl gen mq NAME --topic T --group G [--dir DIR] [--brokers host:port,...]
+//	kqctl gen outbox --topic T [--dir DIR] [--brokers host:port,...]
 //
 // Everywhere: --bootstrap-server host:port[,host:port] (default $KQ_BROKERS,
 // then 127.0.0.1:9092) and -o table|json (default table).
@@ -62,6 +64,11 @@ cluster:
   partition elect-leaders [--topic TOPIC [-p N,...]] [--unclean]
   partition reassign TOPIC -p N --replicas 1,2,3 | --file PLAN.json  [--cancel]
   partition reassignments
+code for a goctl service (doc/adopting.md):
+  gen mq NAME --topic T --group G [--dir DIR] [--brokers host:port,...]
+          (a consumer service on common/consume in DIR/mq)
+  gen outbox --topic T [--dir DIR] [--brokers host:port,...]
+          (an outbox and its relay on common/outbox and common/push)
 
 The bootstrap address defaults to $KQ_BROKERS, then 127.0.0.1:9092.
 `
