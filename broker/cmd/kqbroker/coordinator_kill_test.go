@@ -268,17 +268,20 @@ func TestCommitsSurviveTheirCoordinatorKilled(t *testing.T) {
 	var killed bool
 	for _, g := range groups {
 		state[g] = &progress{acked: -1, sent: -1}
+	}
+	for _, g := range groups {
+		mine := state[g]
+		committer := kadm.NewClient(mustClient(t, addrs...))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			committer := kadm.NewClient(mustClient(t, addrs...))
 			for offset := int64(1); committing.Err() == nil; offset++ {
 				offsets := kadm.Offsets{}
 				for p := range int32(partitions) {
 					offsets.Add(kadm.Offset{Topic: topic, Partition: p, At: offset, LeaderEpoch: -1})
 				}
 				mu.Lock()
-				state[g].sent = offset
+				mine.sent = offset
 				mu.Unlock()
 				attempt, cancelAttempt := context.WithTimeout(committing, 5*time.Second)
 				resps, err := committer.CommitOffsets(attempt, g, offsets)
@@ -292,10 +295,10 @@ func TestCommitsSurviveTheirCoordinatorKilled(t *testing.T) {
 					failed++
 				case killed:
 					ackedAfterKill++
-					state[g].acked = offset
+					mine.acked = offset
 				default:
 					ackedBeforeKill++
-					state[g].acked = offset
+					mine.acked = offset
 				}
 				mu.Unlock()
 				if err != nil {
