@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/kqstack/kqstack/app/order/domain"
 )
 
@@ -156,9 +159,26 @@ func Open(driver, dataSource string) (*sql.DB, error) {
 	}
 	if driver == "sqlite" {
 		db.SetMaxOpenConns(1)
-		if _, err := db.Exec(SQLiteSchema); err != nil {
+		if err := ExecSchema(db, SQLiteSchema); err != nil {
 			return nil, fmt.Errorf("creating the orders table: %w", err)
 		}
 	}
 	return db, db.Ping()
+}
+
+// ExecSchema runs schema statements on the embedded SQLite database,
+// trying again for up to 10 s while the database is locked: order-api and
+// order-mq open the same file, and when both create their tables at the
+// same moment one gets SQLITE_BUSY at once (SQLite does not wait where
+// waiting could deadlock, busy_timeout or not).
+func ExecSchema(db *sql.DB, schema string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := db.Exec(schema)
+		var sqliteErr *sqlite.Error
+		if err == nil || !errors.As(err, &sqliteErr) || sqliteErr.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

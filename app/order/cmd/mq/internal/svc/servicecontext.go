@@ -37,8 +37,7 @@ func NewServiceContext(c config.Config) *ServiceContext {
 		s.CloseQueue = &delay.Queue{Client: client, Key: model.CloseUnpaidQueue}
 	} else {
 		logx.Infof("no Redis configured: idempotency keys are kept in the SQL table processed_events, and unpaid orders are found by sweeping the orders table")
-		_, err := db.Exec(consume.SQLDedupSchema)
-		logx.Must(err)
+		logx.Must(model.ExecSchema(db, consume.SQLDedupSchema))
 		s.Dedup = consume.SQLDedup{DB: db}
 	}
 	return s
