@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/internal/testport"
 )
 
@@ -43,6 +44,7 @@ const (
 // the same member. The brokers are its own processes, whatever
 // KQ_TEST_BROKERS says.
 func TestOrdersPaidAcrossBrokerKills(t *testing.T) {
+	brokertest.SingleBroker(t, "it starts its own three kqbroker processes whatever KQ_TEST_BROKERS says, so a second run would repeat the first")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cluster := startKqCluster(t)
