@@ -23,6 +23,7 @@ import (
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/common/mysqltest"
 	"github.com/kqstack/kqstack/common/redistest"
+	"github.com/kqstack/kqstack/internal/groupwait"
 	"github.com/kqstack/kqstack/internal/testport"
 )
 
@@ -142,9 +143,9 @@ func (s *stack) on(t testing.TB) *stack {
 	return &c
 }
 
-// waitConsuming waits until the group is stable with a member assigned
-// partitions: order-mq is up and consuming, as a deployment's readiness
-// check would see it.
+// waitConsuming waits until the group is stable with its one member
+// assigned partitions: order-mq is up and consuming, as a deployment's
+// readiness check would see it.
 func (s *stack) waitConsuming(groupID string) {
 	s.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
@@ -152,29 +153,11 @@ func (s *stack) waitConsuming(groupID string) {
 		s.t.Fatal(err)
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	var last string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		groups, err := adm.DescribeGroups(ctx, groupID)
-		cancel()
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		g := groups[groupID]
-		last = g.State
-		if g.Err != nil {
-			last = g.Err.Error()
-		}
-		if g.State == "Stable" && len(g.Members) > 0 {
-			if assigned, ok := g.Members[0].Assigned.AsConsumer(); ok && len(assigned.Topics) > 0 {
-				return
-			}
-			last = "Stable, no partition assigned"
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	if _, err := groupwait.Stable(ctx, kadm.NewClient(cl), groupID, 1, 30*time.Second); err != nil {
+		s.t.Fatal(err)
 	}
-	s.t.Fatalf("group %s is not consuming after 30s: %s", groupID, last)
 }
 
 func (s *stack) start(name string) {

@@ -16,6 +16,8 @@ import (
 	"github.com/zeromicro/go-queue/kq"
 	"github.com/zeromicro/go-zero/core/logx"
 	"github.com/zeromicro/go-zero/core/service"
+
+	"github.com/kqstack/kqstack/internal/groupwait"
 )
 
 // seeds are the addresses of a target and of its peers.
@@ -176,18 +178,7 @@ func (h *handled) resumedAfter(from time.Time) (resumed time.Time, longest time.
 	h.mu.Lock()
 	all := slices.Clone(h.times)
 	h.mu.Unlock()
-	slices.SortFunc(all, func(a, b time.Time) int { return a.Compare(b) })
-	last = from
-	for _, at := range all {
-		if at.Before(from) {
-			continue
-		}
-		if gap := at.Sub(last); gap > longest {
-			resumed, longest = at, gap
-		}
-		last = at
-	}
-	return resumed, longest, last
+	return groupwait.LongestPause(all, from)
 }
 
 // coordinatorFailoverWorkload measures how long a go-queue kq consumer
@@ -295,12 +286,12 @@ func coordinatorFailoverWorkload() workload {
 				members = nil
 			}
 			defer stopMembers()
-			described, err := waitStableGroup(ctx, admin, groupID, 2)
+			described, err := groupwait.Stable(ctx, admin, groupID, 2, time.Minute)
 			if err != nil {
 				return nil, err
 			}
 			time.Sleep(2 * time.Second) // consuming steadily
-			if described, err = waitStableGroup(ctx, admin, groupID, 2); err != nil {
+			if described, err = groupwait.Stable(ctx, admin, groupID, 2, time.Minute); err != nil {
 				return nil, err
 			}
 			coordinator := described.Coordinator.NodeID
@@ -381,34 +372,6 @@ func coordinatorFailoverWorkload() workload {
 			}, nil
 		},
 	}
-}
-
-// waitStableGroup waits until the group is Stable with n members, each
-// with partitions assigned, and returns it described.
-func waitStableGroup(ctx context.Context, admin *kadm.Client, groupID string, n int) (kadm.DescribedGroup, error) {
-	var last string
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
-		groups, err := admin.DescribeGroups(ctx, groupID)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		g := groups[groupID]
-		last = fmt.Sprintf("%s with %d members (%v)", g.State, len(g.Members), g.Err)
-		if g.Err != nil || g.State != "Stable" || len(g.Members) != n {
-			continue
-		}
-		assigned := 0
-		for _, m := range g.Members {
-			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
-				assigned++
-			}
-		}
-		if assigned == n {
-			return g, nil
-		}
-	}
-	return kadm.DescribedGroup{}, fmt.Errorf("group %s never became stable with %d members: %s", groupID, n, last)
 }
 
 // waitWhole waits until every partition of the topics has a leader and

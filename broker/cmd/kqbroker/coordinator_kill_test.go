@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/zeromicro/go-queue/kq"
 	"github.com/zeromicro/go-zero/core/logx"
 	"github.com/zeromicro/go-zero/core/service"
+
+	"github.com/kqstack/kqstack/internal/groupwait"
 )
 
 // handlings records when each value was handled by a kq group, every
@@ -36,22 +37,10 @@ func (h *handlings) Consume(_ context.Context, _, value string) error {
 // in handling that began after from, and that pause.
 func (h *handlings) resumedAfter(from time.Time) (time.Time, time.Duration) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	all := append([]time.Time(nil), h.all...)
-	sort.Slice(all, func(i, j int) bool { return all[i].Before(all[j]) })
-	var resumed time.Time
-	var longest time.Duration
-	last := from
-	for _, at := range all {
-		if at.Before(from) {
-			continue
-		}
-		if gap := at.Sub(last); gap > longest {
-			resumed, longest = at, gap
-		}
-		last = at
-	}
-	return resumed, longest
+	h.mu.Unlock()
+	resumed, pause, _ := groupwait.LongestPause(all, from)
+	return resumed, pause
 }
 
 // TestKqGroupSurvivesItsCoordinatorKilled: three go-queue kq members (kafka-go
@@ -64,13 +53,8 @@ func (h *handlings) resumedAfter(from time.Time) (time.Time, time.Duration) {
 // handled in the moments around a disruption, before its offset could be
 // committed.
 func TestKqGroupSurvivesItsCoordinatorKilled(t *testing.T) {
-	bin := buildBroker(t)
-	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	client := mustClient(t, addrs...)
-	admin := kadm.NewClient(client)
-	waitWholeISRs(t, ctx, admin, "__consumer_offsets", 3)
+	bin, brokers, addrs, configs, ctx, admin := startCoordinatedCluster(t)
+	client := mustClient(t, addrs...) // the producer
 	const topic = "kq-coordinated"
 	// The hardest case: the coordinator is the controller too, so the
 	// quorum elects a new leader and the new controller gives the old one
@@ -209,34 +193,29 @@ func groupOfTheController(t *testing.T, ctx context.Context, admin *kadm.Client)
 	return ""
 }
 
+// startCoordinatedCluster starts three kqbroker processes and waits until
+// __consumer_offsets is created and fully replicated; ctx ends with the
+// test.
+func startCoordinatedCluster(t *testing.T) (string, []*brokerProcess, []string, []string, context.Context, *kadm.Client) {
+	t.Helper()
+	bin := buildBroker(t)
+	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	admin := kadm.NewClient(mustClient(t, addrs...))
+	waitWholeISRs(t, ctx, admin, "__consumer_offsets", 3)
+	return bin, brokers, addrs, configs, ctx, admin
+}
+
 // waitGroupMembers waits until the group is stable with n members, each
 // with partitions assigned, and returns it described.
 func waitGroupMembers(t *testing.T, ctx context.Context, admin *kadm.Client, groupID string, n int) kadm.DescribedGroup {
 	t.Helper()
-	var last string
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		groups, err := admin.DescribeGroups(ctx, groupID)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		g := groups[groupID]
-		last = fmt.Sprintf("%s with %d members (%v)", g.State, len(g.Members), g.Err)
-		if g.Err != nil || g.State != "Stable" || len(g.Members) != n {
-			continue
-		}
-		assigned := 0
-		for _, m := range g.Members {
-			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
-				assigned++
-			}
-		}
-		if assigned == n {
-			return g
-		}
+	g, err := groupwait.Stable(ctx, admin, groupID, n, time.Minute)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("group %s never became stable with %d members: %s", groupID, n, last)
-	return kadm.DescribedGroup{}
+	return g
 }
 
 // TestCommitsSurviveTheirCoordinatorKilled is a checker for offset commits:
@@ -246,13 +225,7 @@ func waitGroupMembers(t *testing.T, ctx context.Context, admin *kadm.Client, gro
 // is at least the last one acknowledged (nothing acknowledged is lost)
 // and at most the last one sent (nothing is made up).
 func TestCommitsSurviveTheirCoordinatorKilled(t *testing.T) {
-	bin := buildBroker(t)
-	brokers, addrs, configs := startClusterProcesses(t, bin, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	client := mustClient(t, addrs...)
-	admin := kadm.NewClient(client)
-	waitWholeISRs(t, ctx, admin, "__consumer_offsets", 3)
+	bin, brokers, addrs, configs, ctx, admin := startCoordinatedCluster(t)
 	const topic, partitions = "committed", 4
 	if _, err := admin.CreateTopic(ctx, partitions, 3, nil, topic); err != nil {
 		t.Fatal(err)

@@ -148,6 +148,20 @@ func fileName(name string) string {
 	return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(name))
 }
 
+// genTarget checks a gen command's --topic and --brokers and loads the
+// service in dir: what gen mq and gen outbox both start from.
+func genTarget(e *env, topic, brokers, dir string) ([]string, genService, error) {
+	if err := checkTopic("--topic", topic); err != nil {
+		return nil, genService{}, genUsageError(e, err.Error())
+	}
+	brokerList, err := splitBrokers(brokers)
+	if err != nil {
+		return nil, genService{}, genUsageError(e, err.Error())
+	}
+	service, err := loadService(dir)
+	return brokerList, service, err
+}
+
 // splitBrokers parses host:port,host:port.
 func splitBrokers(s string) ([]string, error) {
 	var brokers []string

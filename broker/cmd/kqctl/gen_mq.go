@@ -61,14 +61,7 @@ func genMQ(e *env, args []string) error {
 	case *topic == "" || *group == "":
 		return genUsageError(e, "gen mq needs --topic and --group")
 	}
-	if err := checkTopic("--topic", *topic); err != nil {
-		return genUsageError(e, err.Error())
-	}
-	brokerList, err := splitBrokers(*brokers)
-	if err != nil {
-		return genUsageError(e, err.Error())
-	}
-	service, err := loadService(*dir)
+	brokerList, service, err := genTarget(e, *topic, *brokers, *dir)
 	if err != nil {
 		return err
 	}

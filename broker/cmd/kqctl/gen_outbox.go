@@ -43,14 +43,7 @@ func genOutbox(e *env, args []string) error {
 	case *topic == "":
 		return genUsageError(e, "gen outbox needs --topic")
 	}
-	if err := checkTopic("--topic", *topic); err != nil {
-		return genUsageError(e, err.Error())
-	}
-	brokerList, err := splitBrokers(*brokers)
-	if err != nil {
-		return genUsageError(e, err.Error())
-	}
-	service, err := loadService(*dir)
+	brokerList, service, err := genTarget(e, *topic, *brokers, *dir)
 	if err != nil {
 		return err
 	}
