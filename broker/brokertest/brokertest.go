@@ -74,6 +74,32 @@ func Start(t testing.TB, configure func(*config.Config)) *Broker {
 	return b
 }
 
+// StartForExample starts one broker with Start's defaults in a temporary
+// data directory, for a runnable Example (which has no testing.TB); stop
+// shuts it down and removes the directory.
+func StartForExample() (addr string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "kqbroker-example-")
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen, cfg.DefaultPartitions, cfg.GroupInitialRebalanceDelayMs = dir, "127.0.0.1:0", 1, 0
+	b := &Broker{Config: cfg}
+	if err := b.startE(); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return b.Addr, func() {
+		b.Cluster.Leave()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = b.server.Shutdown(ctx)
+		<-b.done
+		_ = b.Cluster.Close()
+		_ = os.RemoveAll(dir)
+	}, nil
+}
+
 // ClusterSize is KQ_TEST_BROKERS: how many brokers Start starts (1 when
 // unset).
 func ClusterSize() int {
