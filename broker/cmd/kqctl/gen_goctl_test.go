@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	consumer "github.com/kqstack/kqstack/common/consume"
 	"github.com/kqstack/kqstack/common/event"
 	"github.com/kqstack/kqstack/common/push"
+	"github.com/kqstack/kqstack/internal/testport"
 )
 
 // goctlVersion is the goctl app/ was made with.
@@ -243,16 +243,6 @@ func startProcess(t *testing.T, dir, bin string, args ...string) {
 	})
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -336,7 +326,7 @@ func TestGeneratedServiceHandlesEventsOnce(t *testing.T) {
 	edit(t, filepath.Join(dir, "internal/svc/servicecontext.go"), "Config: c,\n", "Config: c,\n\t\tOutbox: MustNewOutbox(c.Outbox),\n")
 	writeFile(t, filepath.Join(dir, "internal/logic/greetlogic.go"), greetLogic)
 	writeFile(t, filepath.Join(dir, "mq/internal/mqs/greet.go"), greetHandler)
-	port := freePort(t)
+	port := testport.Port(t) // reserved below the ephemeral range: the API runs in another process
 	edit(t, filepath.Join(dir, "etc/greet-api.yaml"), "Host: 0.0.0.0\nPort: 8888\n", fmt.Sprintf("Host: 127.0.0.1\nPort: %d\n", port))
 	if out := kqctlIn(t, "gen", "outbox", "--topic", topic, "--dir", dir, "--brokers", b.Addr); !strings.Contains(out, "the outbox is wired into Config and ServiceContext") {
 		t.Errorf("gen outbox after the wiring:\n%s", out)
