@@ -216,8 +216,8 @@ func (h *Greet) Handle(ctx context.Context, e event.Event) error {
 )
 
 // startProcess runs a built binary in dir until the test ends; its output
-// goes to a log the test prints when it fails.
-func startProcess(t *testing.T, dir, bin string, args ...string) {
+// goes to the log it returns, which the test prints when it fails.
+func startProcess(t *testing.T, dir, bin string, args ...string) string {
 	t.Helper()
 	logFile := filepath.Join(t.TempDir(), filepath.Base(bin)+".log")
 	log, err := os.Create(logFile)
@@ -241,6 +241,7 @@ func startProcess(t *testing.T, dir, bin string, args ...string) {
 			t.Logf("%s's output (the end):\n%s", filepath.Base(bin), out)
 		}
 	})
+	return logFile
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
