@@ -1,8 +1,10 @@
 package consume
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/zeromicro/go-queue/kq"
 	"github.com/zeromicro/go-zero/core/logx"
 	"github.com/zeromicro/go-zero/core/queue"
@@ -35,6 +37,13 @@ type KqConf struct {
 	// DeadLetterTopic is where events that keep failing or do not parse
 	// go; empty: Topic + ".dlq".
 	DeadLetterTopic string `json:",optional"`
+	// Dedup is where the ids of applied events are kept when MustNewQueue
+	// is given no Dedup store: a Redis server (host:port), keys prefixed
+	// with Prefix (default Name + ":event:").
+	Dedup struct {
+		Redis  string `json:",optional"`
+		Prefix string `json:",optional"`
+	}
 }
 
 // MustNewQueue is kq.MustNewQueue with the handler wrapped by New: each
@@ -46,7 +55,20 @@ type KqConf struct {
 // commits a record while one before it is still being retried; either way
 // a crash can lose a record whose successor was committed, and one key's
 // events are applied out of order. Add it to a service group as kq's.
+//
+// dedup nil takes the store from c.Dedup (Redis); with neither, it panics
+// saying so: a consumer without one applies a redelivered event again.
 func MustNewQueue(c KqConf, dedup Dedup, handle Handler, opts ...kq.QueueOption) queue.MessageQueue {
+	if dedup == nil {
+		if c.Dedup.Redis == "" {
+			logx.Must(fmt.Errorf("%s: no Dedup store: pass one to MustNewQueue (consume.SQLDedup, consume.RedisDedup) or set Dedup.Redis", c.Topic))
+		}
+		prefix := c.Dedup.Prefix
+		if prefix == "" {
+			prefix = c.Name + ":event:"
+		}
+		dedup = RedisDedup{Client: redis.NewClient(&redis.Options{Addr: c.Dedup.Redis}), Prefix: prefix}
+	}
 	topic := c.DeadLetterTopic
 	if topic == "" {
 		topic = c.Topic + ".dlq"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/common/push"
+	"github.com/kqstack/kqstack/common/redistest"
 )
 
 // TestMustNewQueueTakesAKqBlock: an existing kq YAML block (8 processors,
@@ -86,4 +87,42 @@ func TestMustNewQueueTakesAKqBlock(t *testing.T) {
 		o, ok := offsets.Lookup("orders", 0)
 		return err == nil && ok && o.At == 4
 	})
+}
+
+// Without a Dedup store given, MustNewQueue takes Redis from the config's
+// Dedup block: an event delivered twice is applied once, its id kept under
+// Name + ":event:".
+func TestMustNewQueueTakesItsDedupFromTheConfig(t *testing.T) {
+	b := brokertest.Start(t, nil)
+	rdb := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var c struct{ Consumer KqConf }
+	yaml := fmt.Sprintf("Consumer:\n  Name: orders-mq\n  Log:\n    Mode: console\n    Level: severe\n  Brokers: [%s]\n  Group: orders-group\n  Topic: orders\n  Offset: first\n  MinBytes: 1\n  Dedup:\n    Redis: %s\n", b.Addr, rdb.Options().Addr)
+	if err := conf.LoadFromYamlBytes([]byte(yaml), &c); err != nil {
+		t.Fatal(err)
+	}
+	pusher, err := push.NewPusher(push.Config{Brokers: []string{b.Addr}, Topic: "orders", AllowAutoTopicCreation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pusher.Close()
+	twice, twiceJSON := paymentEvent(t, "o-twice")
+	last, lastJSON := paymentEvent(t, "o-last")
+	for _, v := range []string{twiceJSON, twiceJSON, lastJSON} {
+		if err := pusher.PushWithKey(ctx, "order", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &recorder{applied: map[string]int{}, calls: map[string]int{}, failFor: map[string]int{}}
+	q := MustNewQueue(c.Consumer, nil, r.handle, kq.WithMaxWait(200*time.Millisecond))
+	go q.Start()
+	defer q.Stop()
+	waitFor(t, "the last event", func() bool { applied, _ := r.count(last.ID); return applied == 1 })
+	if applied, calls := r.count(twice.ID); applied != 1 || calls != 1 {
+		t.Fatalf("an event delivered twice: applied %d times in %d calls", applied, calls)
+	}
+	if got, _ := rdb.Get(ctx, "orders-mq:event:"+twice.ID).Result(); got != doneValue {
+		t.Fatalf("redis has %q for the applied event", got)
+	}
 }
