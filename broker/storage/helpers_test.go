@@ -86,6 +86,16 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
+// mustClean runs one clean of the log now and fails the test on an error.
+func (tl *testLog) mustClean(t testing.TB) CleanResult {
+	t.Helper()
+	result, err := tl.Clean()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result
+}
+
 func openTestLog(t testing.TB, cfg Config) *testLog {
 	t.Helper()
 	tl := &testLog{fs: NewMemFS(), clock: clock.NewManual(testEpoch), dir: "/data/orders-0", cfg: cfg}

@@ -63,10 +63,7 @@ func TestCleanKeepsLastRecordOfEachKey(t *testing.T) {
 				t.Fatalf("only %d segments; the test needs several", tl.SegmentCount())
 			}
 			active := tl.activeSegment().baseOffset
-			result, err := tl.Clean()
-			if err != nil {
-				t.Fatal(err)
-			}
+			result := tl.mustClean(t)
 			if result.End != active || result.FirstDirty != 0 {
 				t.Fatalf("cleaned [%d, %d), want [0, %d): the active segment is never cleaned", result.FirstDirty, result.End, active)
 			}
@@ -122,10 +119,7 @@ func TestCleanRemovesTombstonesAfterDeleteRetention(t *testing.T) {
 	// Later records, half an hour on: the log time is 30 minutes past the
 	// tombstones, within the retention.
 	written = append(written, rollWith(t, tl, ts+(30*time.Minute).Milliseconds())...)
-	result, err := tl.Clean()
-	if err != nil {
-		t.Fatal(err)
-	}
+	result := tl.mustClean(t)
 	got, _ := readRecords(t, tl.Log)
 	recordsEqual(t, got, lastPerKey(written, result.End, -1<<62))
 	tombstones := 0
@@ -143,10 +137,7 @@ func TestCleanRemovesTombstonesAfterDeleteRetention(t *testing.T) {
 
 	// Two hours on, the tombstones are past the retention and go.
 	written = append(written, rollWith(t, tl, ts+(2*time.Hour).Milliseconds())...)
-	result, err = tl.Clean()
-	if err != nil {
-		t.Fatal(err)
-	}
+	result = tl.mustClean(t)
 	got, _ = readRecords(t, tl.Log)
 	recordsEqual(t, got, lastPerKey(written, result.End, ts+time.Hour.Milliseconds()))
 	for _, r := range got {
@@ -198,10 +189,7 @@ func TestCleanStopsAtTheHighWatermarkAndTheCompactionLag(t *testing.T) {
 			tl := openTestLog(t, compactConfig())
 			want := tt.setup(t, tl)
 			before, _ := readRecords(t, tl.Log)
-			result, err := tl.Clean()
-			if err != nil {
-				t.Fatal(err)
-			}
+			result := tl.mustClean(t)
 			if result.End != want {
 				t.Fatalf("cleaned up to %d, want %d", result.End, want)
 			}
@@ -249,10 +237,7 @@ func TestCompactedLogRefusesRecordsWithoutKey(t *testing.T) {
 	if _, err := tl.Append(keyedBatch(t, codecNone, nil, testRecord{value: []byte("x"), timestamp: ts}), AppendOptions{}); !errors.Is(err, ErrInvalidRecord) {
 		t.Fatalf("after the switch to compact, a record without a key: %v", err)
 	}
-	result, err := tl.Clean()
-	if err != nil {
-		t.Fatal(err)
-	}
+	result := tl.mustClean(t)
 	got, _ := readRecords(t, tl.Log)
 	recordsEqual(t, got, lastPerKey(written, result.End, -1<<62))
 	if got[0].key != "a" {
@@ -273,9 +258,7 @@ func TestCleanKeepsTheLastBatchOfEachProducer(t *testing.T) {
 	lastOfProducer := tl.LogEndOffset() - 1
 	written := appendRecords(t, tl, codecNone, []testRecord{rec("k0", "plain", ts), rec("k1", "plain", ts)})
 	rollWith(t, tl, ts)
-	if _, err := tl.Clean(); err != nil {
-		t.Fatal(err)
-	}
+	tl.mustClean(t)
 	got, headers := readRecords(t, tl.Log)
 	if got[0].key != "k0" || got[0].value != "plain" || got[0].offset != written[0].offset {
 		t.Fatalf("records after the clean: %v", got)
@@ -389,10 +372,7 @@ func TestCleanInSeveralPassesWhenTheKeysDoNotFit(t *testing.T) {
 	active := tl.activeSegment().baseOffset
 	passes := 0
 	for end := int64(0); end < active; passes++ {
-		result, err := tl.Clean()
-		if err != nil {
-			t.Fatal(err)
-		}
+		result := tl.mustClean(t)
 		if result.End <= end {
 			t.Fatalf("pass %d made no progress (at %d)", passes, end)
 		}
@@ -633,10 +613,7 @@ func TestCleanWhileAppendingReadingAndDeleting(t *testing.T) {
 		t.Fatal("the cleaner never ran beside the appends")
 	}
 	before, _ := readRecords(t, tl.Log)
-	result, err := tl.Clean()
-	if err != nil {
-		t.Fatal(err)
-	}
+	result := tl.mustClean(t)
 	after, _ := readRecords(t, tl.Log)
 	recordsEqual(t, after, lastPerKey(before, result.End, -1<<62))
 
@@ -676,17 +653,13 @@ func TestEmptiedBatchesGoOnceTheirProducerWouldHaveExpired(t *testing.T) {
 		}
 		return n
 	}
-	if _, err := tl.Clean(); err != nil {
-		t.Fatal(err)
-	}
+	tl.mustClean(t)
 	if emptied() != 1 {
 		t.Fatal("producer 3's last batch was not kept")
 	}
 	// A day of log time later, producer 3 would have expired.
 	rollWith(t, tl, ts+(ProducerExpiry+time.Hour).Milliseconds())
-	if _, err := tl.Clean(); err != nil {
-		t.Fatal(err)
-	}
+	tl.mustClean(t)
 	if emptied() != 0 {
 		t.Fatal("producer 3's emptied batch outlived the producer's expiry")
 	}
@@ -707,9 +680,7 @@ func TestReadGoesOnPastEmptiedBatches(t *testing.T) {
 	}
 	written := appendRecords(t, tl, codecNone, []testRecord{rec("a", "2", ts), rec("b", "2", ts)})
 	rollWith(t, tl, ts)
-	if _, err := tl.Clean(); err != nil {
-		t.Fatal(err)
-	}
+	tl.mustClean(t)
 	for _, maxBytes := range []int{1, 1 << 20} {
 		data, err := tl.Read(0, maxBytes)
 		if err != nil {
@@ -787,9 +758,7 @@ func TestTruncationBelowTheCleaningPoint(t *testing.T) {
 	tl := openTestLog(t, compactConfig())
 	appendRecords(t, tl, codecNone, rounds(10, 4, ts)...)
 	rollWith(t, tl, ts)
-	if _, err := tl.Clean(); err != nil {
-		t.Fatal(err)
-	}
+	tl.mustClean(t)
 	cleaned, _ := readRecords(t, tl.Log)
 	cut := tl.CleanerCheckpoint() - 10
 	end, err := tl.TruncateTo(cut)
@@ -821,10 +790,7 @@ func TestTruncationBelowTheCleaningPoint(t *testing.T) {
 	for i := range kept {
 		kept[i].hasKey = true
 	}
-	result, err := tl.Clean()
-	if err != nil {
-		t.Fatal(err)
-	}
+	result := tl.mustClean(t)
 	if result.FirstDirty != end {
 		t.Fatalf("the clean after the cut started at %d, want %d", result.FirstDirty, end)
 	}

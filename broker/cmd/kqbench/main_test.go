@@ -21,9 +21,11 @@ func buildKqbench(t *testing.T) string {
 	return bin
 }
 
-func TestProduceAgainstKfake(t *testing.T) {
-	bin := buildKqbench(t)
-	cmd := exec.Command(bin, "produce", "-records", "3000", "-vs", "kfake", "-pairs", "2")
+// runKqbench runs kqbench with its own data directory and returns what it
+// printed to stdout (the summary) and stderr (the progress).
+func runKqbench(t *testing.T, bin string, args ...string) (string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KQBENCH_DIR="+t.TempDir())
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -31,15 +33,20 @@ func TestProduceAgainstKfake(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kqbench: %v\n%s", err, stderr.String())
 	}
+	return string(out), stderr.String()
+}
+
+func TestProduceAgainstKfake(t *testing.T) {
+	bin := buildKqbench(t)
+	out, progress := runKqbench(t, bin, "produce", "-records", "3000", "-vs", "kfake", "-pairs", "2")
 	// Alternating runs, A B A B, then the summary with the ratio.
-	progress := stderr.String()
 	first, second := strings.Index(progress, "1/2 kqbroker"), strings.Index(progress, "1/2 kfake")
 	third := strings.Index(progress, "2/2 kqbroker")
 	if first < 0 || second < first || third < second {
 		t.Fatalf("runs not alternating:\n%s", progress)
 	}
 	for _, want := range []string{"kqbroker   min", "kfake      min", "median ratio kqbroker/kfake:"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
@@ -47,21 +54,14 @@ func TestProduceAgainstKfake(t *testing.T) {
 
 func TestCommitsAgainstKfake(t *testing.T) {
 	bin := buildKqbench(t)
-	cmd := exec.Command(bin, "commits", "-duration", "300ms", "-vs", "kfake", "-pairs", "1")
-	cmd.Env = append(os.Environ(), "KQBENCH_DIR="+t.TempDir())
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kqbench: %v\n%s", err, stderr.String())
-	}
+	out, progress := runKqbench(t, bin, "commits", "-duration", "300ms", "-vs", "kfake", "-pairs", "1")
 	for _, want := range []string{"offset commits", "kqbroker   min", "kfake      min", "median ratio kqbroker/kfake:"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(stderr.String(), "p99 ms") {
-		t.Errorf("the runs report no commit latency:\n%s", stderr.String())
+	if !strings.Contains(progress, "p99 ms") {
+		t.Errorf("the runs report no commit latency:\n%s", progress)
 	}
 }
 
