@@ -348,15 +348,6 @@ func (l *orderLoad) all() []*paidOrder {
 	return append([]*paidOrder(nil), l.orders...)
 }
 
-func (l *orderLoad) find(orderNo string) *paidOrder {
-	for _, o := range l.all() {
-		if o.orderNo == orderNo {
-			return o
-		}
-	}
-	return &paidOrder{}
-}
-
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // try is call that returns its failure instead of failing the test.

@@ -249,19 +249,6 @@ func (cs *Coordinators) loaded() []*coordinatorShard {
 	return shards
 }
 
-// waitLoaded waits until every partition this broker leads is loaded.
-func (cs *Coordinators) waitLoaded() {
-	cs.mu.Lock()
-	var waits []chan struct{}
-	for _, s := range cs.shards {
-		waits = append(waits, s.ready)
-	}
-	cs.mu.Unlock()
-	for _, ready := range waits {
-		<-ready
-	}
-}
-
 // The group handlers' API: each call goes to the group's coordinator;
 // the handlers check For first, so an error here means the leadership
 // moved in between.
