@@ -30,6 +30,7 @@ func TestTopicVerbs(t *testing.T) {
 	if code, out, errOut := kqctl("", "topic", "create", "orders", "-p", "6", "--config", "retention.ms=3600000"); code != 0 || !strings.Contains(out, "created topic orders with 6 partitions") {
 		t.Fatalf("create: %d %q %q", code, out, errOut)
 	}
+	b.Sync(t) // on a cluster, every broker knows the topic before it is listed (as in Kafka, metadata reaches them a moment apart)
 	if code, _, errOut := kqctl("", "topic", "create", "orders"); code != 1 || !strings.Contains(errOut, "TOPIC_ALREADY_EXISTS") {
 		t.Fatalf("create again: %d %q", code, errOut)
 	}
