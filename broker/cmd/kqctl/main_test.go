@@ -82,6 +82,7 @@ func TestTopicVerbs(t *testing.T) {
 	if code, out, errOut := kqctl("", "topic", "alter-config", "orders", "--set", "retention.ms=60000"); code != 0 || !strings.Contains(out, "altered") {
 		t.Fatalf("alter-config: %d %q %q", code, out, errOut)
 	}
+	b.Sync(t)
 	if _, out, _ := kqctl("", "topic", "describe", "orders"); !strings.Contains(out, "retention.ms=60000") {
 		t.Fatalf("describe after alter: %q", out)
 	}
@@ -91,6 +92,7 @@ func TestTopicVerbs(t *testing.T) {
 	if code, out, errOut := kqctl("", "topic", "delete", "orders"); code != 0 || !strings.Contains(out, "deleted topic orders") {
 		t.Fatalf("delete: %d %q %q", code, out, errOut)
 	}
+	b.Sync(t)
 	if code, _, errOut := kqctl("", "topic", "delete", "orders"); code != 1 || !strings.Contains(errOut, "does not exist") {
 		t.Fatalf("delete again: %d %q", code, errOut)
 	}
