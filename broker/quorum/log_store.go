@@ -164,16 +164,23 @@ func (s *logStore) frameAt(offset, size int64) ([]byte, int, error) {
 }
 
 // lastCommandIndex is the index of the newest entry of records (not one of
-// raft's own), 0 if none.
-func (s *logStore) lastCommandIndex() uint64 {
+// raft's own) at or below index, 0 if none is kept.
+func (s *logStore) lastCommandIndex(index uint64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := len(s.entries) - 1; i >= 0; i-- {
-		if s.entries[i].Type == raft.LogCommand {
-			return s.entries[i].Index
+		if e := s.entries[i]; e.Index <= index && e.Type == raft.LogCommand {
+			return e.Index
 		}
 	}
 	return 0
+}
+
+// lastIndex is LastIndex without its error (a failed store keeps its
+// entries in memory).
+func (s *logStore) lastIndex() uint64 {
+	last, _ := s.LastIndex()
+	return last
 }
 
 // IsMonotonic tells raft (MonotonicLogStore) that entries must follow one

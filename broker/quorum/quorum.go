@@ -84,11 +84,11 @@ type Quorum struct {
 	closeOnce sync.Once
 	session   heartbeatSession // this broker's heartbeats to the leader
 	sessions  atomic.Uint64    // the leader's count of heartbeat connections
-	// startIndex is the last log index at open, and startCommand the last
-	// entry of records at or below it: the image is complete once raft has
-	// handed over the first and the image holds the second (raft's own
-	// entries, configuration and no-ops, never reach the image).
-	startIndex, startCommand uint64
+	// startIndex is the last log index at open: the image is complete
+	// once raft has handed over the entries up to it and the image holds
+	// the last of them that carried records (raft's own entries,
+	// configuration and no-ops, never reach the image).
+	startIndex uint64
 	// commits times the proposals made here (stats.go).
 	commits commitLatency
 }
@@ -188,7 +188,6 @@ func (q *Quorum) start(voters []Voter, alone, nonVoter bool) error {
 	if q.startIndex, err = q.logs.LastIndex(); err != nil {
 		return err
 	}
-	q.startCommand = q.logs.lastCommandIndex()
 	if q.raft, err = raft.NewRaft(raftConfig, q.fsm, q.logs, q.logs, snapshots, q.transport); err != nil {
 		return fmt.Errorf("starting the metadata quorum: %w", err)
 	}
@@ -238,10 +237,13 @@ func (q *Quorum) WatchLeader(fn func(leader int32)) {
 func (q *Quorum) IsLeader() bool { return q.raft.State() == raft.Leader }
 
 // WaitReady waits until a leader is known and everything the log held
-// when it opened is applied.
+// when it opened is applied, but for a tail the leader cut off: entries
+// this member appended as a leader that lost its quorum were never
+// committed, and the new leader replaces them.
 func (q *Quorum) WaitReady(ctx context.Context) error {
 	for {
-		if _, ok := q.Leader(); ok && q.raft.AppliedIndex() >= q.startIndex && q.fsm.applied.Load() >= q.startCommand {
+		_, led := q.Leader()
+		if led && q.caughtUp() {
 			if !q.IsLeader() {
 				return nil
 			}
@@ -253,10 +255,28 @@ func (q *Quorum) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the metadata quorum has no leader yet (voters %v): %w", q.cfg.Voters, ctx.Err())
+			if !led {
+				return fmt.Errorf("the metadata quorum has no leader yet (voters %v): %w", q.cfg.Voters, ctx.Err())
+			}
+			return fmt.Errorf("the metadata quorum's log is applied here up to index %d, of %d it held at start (%d now): %w",
+				q.raft.AppliedIndex(), q.startIndex, q.logs.lastIndex(), ctx.Err())
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
+}
+
+// caughtUp reports whether this member applied what its log held at open
+// (startIndex), or as much of it as the log still holds after a leader
+// cut an uncommitted tail, and the image has the last of those entries
+// that carried records.
+func (q *Quorum) caughtUp() bool {
+	target := min(q.startIndex, q.logs.lastIndex())
+	if q.raft.AppliedIndex() < target {
+		return false
+	}
+	// Below target everything is committed now, so the log's entries
+	// there are final: the newest of them with records must be applied.
+	return q.fsm.applied.Load() >= q.logs.lastCommandIndex(target)
 }
 
 // Propose appends records as one entry and returns the image once this

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,6 +310,70 @@ func TestForwardedStaleChangeKeepsItsType(t *testing.T) {
 		var stale *metadata.StaleChangeError
 		if _, err := c.nodes[i].Propose(testContext(t), change); !errors.As(err, &stale) || stale.Code != metadata.StalePartitionEpoch {
 			t.Fatalf("member %d: %v, want a stale partition epoch", i, err)
+		}
+	}
+}
+
+// TestMemberWithAnUncommittedTailGetsReady: a leader whose followers went
+// away appends entries it can never commit; when the cluster comes back
+// and the other two elect a leader, that leader cuts the tail, and the old
+// leader's member is ready without waiting for the log to grow past it.
+func TestMemberWithAnUncommittedTailGetsReady(t *testing.T) {
+	c := newCluster3(t)
+	old := c.leader()
+	if _, err := c.nodes[old].Propose(testContext(t), topicBatch("orders", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	committed := c.nodes[old].raft.CommitIndex()
+	for i := range 3 {
+		if i != old {
+			if err := c.nodes[i].Close(); err != nil {
+				t.Fatal(err)
+			}
+			c.nodes[i] = nil
+		}
+	}
+	// Appended before the leader notices it is alone; never committed.
+	for i := range 5 {
+		data, err := metadata.EncodeBatch(topicBatch(fmt.Sprintf("uncommitted-%d", i), byte(20+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[old].raft.Apply(data, 200*time.Millisecond)
+	}
+	for deadline := time.Now().Add(5 * time.Second); c.nodes[old].logs.lastIndex() < committed+5; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lone leader appended up to %d, want %d: no tail to cut", c.nodes[old].logs.lastIndex(), committed+5)
+		}
+	}
+	if err := c.nodes[old].Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[old] = nil
+
+	// The other two elect a leader among themselves, then the old one
+	// comes back with its tail.
+	for i := range 3 {
+		if i != old {
+			c.start(i, nil)
+		}
+	}
+	next := c.leader()
+	if err := c.nodes[next].WaitReady(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.start(old, nil)
+	ready, cancel := context.WithTimeout(testContext(t), 10*time.Second)
+	defer cancel()
+	if err := c.nodes[old].WaitReady(ready); err != nil {
+		t.Fatalf("the member whose tail was cut: %v", err)
+	}
+	if _, ok := c.nodes[old].Image().Topic("orders"); !ok {
+		t.Fatal("the committed topic is missing")
+	}
+	for _, topic := range c.nodes[old].Image().Topics() {
+		if strings.HasPrefix(topic.Name, "uncommitted-") {
+			t.Fatalf("an uncommitted entry was applied: %s", topic.Name)
 		}
 	}
 }
