@@ -139,9 +139,15 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 		c.logger.Info("this broker is the controller now")
 		// The controller before may have died with its broker: it gets a
 		// short grace to heartbeat here, not a whole session, or its
-		// partitions would wait that long for new leaders.
+		// partitions would wait that long for new leaders; none when this
+		// broker's fetches from it already fail on their connections (its
+		// process is gone), so a group it coordinated is not left waiting
+		// past a client's request timeout (kafka-go's is 5 s).
 		if previous, ok := c.quorum.Image().Broker(s.lastLeader); ok && previous.ID != c.cfg.NodeID && !previous.Fenced {
 			grace := 2 * c.lostGrace()
+			if c.fetchers.Unreachable(previous.ID) {
+				grace = 0
+			}
 			s.controller.HeartbeatOn(previous.ID, previous.Epoch, 0, now)
 			s.controller.Lost(previous.ID, previous.Epoch, 0, now, grace)
 			c.logger.Info("the controller before this one must heartbeat soon, or be fenced", "broker", previous.ID, "grace", grace)
