@@ -157,10 +157,10 @@ func (q *Quorum) start(voters []Voter, alone, nonVoter bool) error {
 		if err != nil {
 			return fmt.Errorf("controller address %s: %w", selfAddr, err)
 		}
-		q.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		q.transport = unpipelined{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: newStreamLayer(cfg.Listener, advertise, q.serveMember), MaxPool: 3, Timeout: 2 * time.Second, Logger: logger,
 			ServerAddressProvider: voterAddresses(voters),
-		})
+		})}
 	}
 	// Raft writes its snapshots itself, on the OS's file system; on any
 	// other FS (tests) they are kept in memory.
@@ -355,6 +355,21 @@ func (q *Quorum) Close() error {
 		_ = closer.Close()
 	}
 	return errors.Join(err, q.logs.Close())
+}
+
+// unpipelined is the network transport without pipelined replication:
+// hashicorp/raft 1.7's pipeline can block its sender for good once its
+// decoder stopped (a follower that answered late, or refused an entry,
+// while more than 256 appends were in flight, a few every CommitTimeout):
+// the leader then replicates no more to that follower and its Shutdown
+// never returns (seen in CI, a broker's Close hung for 13 minutes).
+// Raft falls back to one AppendEntries at a time per follower, each with
+// the transport's timeout, which the metadata's small entries hardly
+// notice.
+type unpipelined struct{ *raft.NetworkTransport }
+
+func (unpipelined) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }
 
 // voterAddresses finds the voters at the addresses this broker's own
