@@ -139,12 +139,8 @@ type Cluster struct {
 	// coordinators coordinate the groups of the partitions of
 	// __consumer_offsets this broker leads.
 	coordinators *Coordinators
-	// offsetsTopicMu makes concurrent first FindCoordinators of this
-	// broker create the topic once (another broker's at the same time is
-	// refused as existing).
-	offsetsTopicMu sync.Mutex
-	// creatingOffsetsTopic: the controller is creating it.
-	creatingOffsetsTopic atomic.Bool
+	// internal are the brokers' own topics, by name; set at Open.
+	internal map[string]*internalTopic
 
 	lock *dataDirLock // held from Open to Close
 
@@ -239,6 +235,8 @@ func openDataDir(cfg config.Config, clk clock.Clock, fsys storage.FS, logger *sl
 	c := &Cluster{cfg: cfg, clock: clk, fs: fsys, logger: logger, topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	c.coordinators = newCoordinators(c)
+	offsets := c.offsetsTopic()
+	c.internal = map[string]*internalTopic{offsets.name: offsets}
 	c.fetchers = replica.NewFetchers(cfg.NodeID, clk, logger, c.interBrokerAddress, cfg.ReassignmentThrottleBytesPerSec)
 	if err := c.removeDeletedDirs(); err != nil {
 		if controllerListener != nil {

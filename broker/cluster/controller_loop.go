@@ -162,7 +162,7 @@ func (c *Cluster) controllerTick(interval time.Duration) {
 	leading := s.controller.Leading()
 	s.mu.Unlock()
 	if leading {
-		c.maybeCreateOffsetsTopic()
+		c.maybeCreateInternalTopics()
 	}
 
 	if b, ok := c.quorum.Image().Broker(c.cfg.NodeID); ok && !c.left.Load() {

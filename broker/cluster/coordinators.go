@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,118 +15,48 @@ import (
 )
 
 // Coordinators are the group coordinators of this broker: one for each
-// partition of __consumer_offsets it leads, as in Kafka. A group lives on
-// partition group.PartitionFor(id); the leader of that partition
-// coordinates it, writing its metadata and committed offsets to the
-// partition through the leader's replica, so they are answered once the
-// in-sync replicas have them and survive the leader.
-//
-//	leadership gained (apply hook) ──► load: replay the partition to its
-//	                                   log end, in the background
-//	                                   (COORDINATOR_LOAD_IN_PROGRESS)
-//	loaded                         ──► serve its groups
-//	leadership lost                ──► unload: waiting members are told
-//	                                   NOT_COORDINATOR, the state dropped
-//
-// Safe for concurrent use; mu guards shards and is never held across I/O.
+// partition of __consumer_offsets it leads, as in Kafka, kept as that
+// internal topic's shards (internal_shards.go: loaded when the leadership
+// is gained, dropped when it is lost). A group lives on partition
+// group.PartitionFor(id); the leader of that partition coordinates it,
+// writing its metadata and committed offsets to the partition through the
+// leader's replica, so they are answered once the in-sync replicas have
+// them and survive the leader.
 type Coordinators struct {
-	c *Cluster
-
-	mu     sync.Mutex
-	shards map[int32]*coordinatorShard
-	// held: loading waits until release (the takeover of a private
-	// offsets log writes into the partitions first).
-	held chan struct{}
-}
-
-// coordinatorShard is the coordinator of one partition, at one leader
-// epoch.
-type coordinatorShard struct {
-	partition int32
-	epoch     int32
-	ready     chan struct{} // closed once loaded, or failed
-	// set before ready closes
-	coordinator *group.Coordinator
-	store       *group.OffsetStore
-	err         error
+	c      *Cluster
+	shards *internalShards[*group.Coordinator]
 }
 
 func newCoordinators(c *Cluster) *Coordinators {
-	return &Coordinators{c: c, shards: map[int32]*coordinatorShard{}}
+	cs := &Coordinators{c: c}
+	cs.shards = newInternalShards(c.cfg.NodeID, cs.load, (*group.Coordinator).Unload, c.waitClosed)
+	return cs
 }
 
-// follow is called from the apply hook with a partition of the offsets
-// topic and its new state: a new leadership (or epoch) loads, a lost one
-// unloads.
-func (cs *Coordinators) follow(p *Partition, state metadata.Partition) {
-	leading := state.Leader == cs.c.cfg.NodeID && p.Replica != nil
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	old := cs.shards[p.Index]
-	if old != nil && leading && old.epoch == state.LeaderEpoch {
-		return
-	}
-	if old != nil {
-		delete(cs.shards, p.Index)
-		go old.unload()
-	}
-	if !leading {
-		return
-	}
-	shard := &coordinatorShard{partition: p.Index, epoch: state.LeaderEpoch, ready: make(chan struct{})}
-	cs.shards[p.Index] = shard
-	held := cs.held
-	go func() {
-		if held != nil {
-			<-held
-		}
-		cs.load(shard, p)
-	}()
-}
+// follow is the apply hook's news of a partition of the offsets topic.
+func (cs *Coordinators) follow(p *Partition, state metadata.Partition) { cs.shards.follow(p, state) }
 
 // hold makes loads wait until release.
-func (cs *Coordinators) hold() {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.held == nil {
-		cs.held = make(chan struct{})
-	}
-}
+func (cs *Coordinators) hold() { cs.shards.hold() }
 
 // release lets the held loads go.
-func (cs *Coordinators) release() {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.held != nil {
-		close(cs.held)
-		cs.held = nil
-	}
-}
+func (cs *Coordinators) release() { cs.shards.release() }
 
 // load replays the partition and starts its coordinator.
-func (cs *Coordinators) load(shard *coordinatorShard, p *Partition) {
-	defer close(shard.ready)
+func (cs *Coordinators) load(p *Partition, epoch int32) (*group.Coordinator, error) {
 	c := cs.c
 	began := c.clock.Now()
-	writer := replicaWriter{replica: p.Replica, epoch: shard.epoch, timeout: offsetCommitTimeout, clock: c.clock}
+	writer := replicaWriter{replica: p.Replica, epoch: epoch, timeout: offsetCommitTimeout, clock: c.clock}
 	store, err := group.LoadOffsetStore(p.Log, writer, p.Log.LogEndOffset(), c.clock, c.logger)
 	if err != nil {
-		shard.err = fmt.Errorf("%w: loading %s-%d: %v", kerr.CoordinatorNotAvailable, group.OffsetsTopic, p.Index, err)
 		c.logger.Error("loading the groups of a partition", "partition", p.Index, "err", err)
-		return
+		return nil, fmt.Errorf("%w: loading %s-%d: %v", kerr.CoordinatorNotAvailable, group.OffsetsTopic, p.Index, err)
 	}
-	shard.store = store
-	shard.coordinator = group.NewCoordinator(c.clock, time.Duration(c.cfg.GroupInitialRebalanceDelayMs)*time.Millisecond,
+	coordinator := group.NewCoordinator(c.clock, time.Duration(c.cfg.GroupInitialRebalanceDelayMs)*time.Millisecond,
 		time.Duration(c.cfg.OffsetsRetentionMinutes)*time.Minute, store)
-	c.logger.Debug("loaded the groups of a partition", "topic", group.OffsetsTopic, "partition", p.Index, "leader_epoch", shard.epoch,
-		"groups", len(shard.coordinator.List(nil)), "took", c.clock.Now().Sub(began))
-}
-
-func (s *coordinatorShard) unload() {
-	<-s.ready
-	if s.coordinator != nil {
-		s.coordinator.Unload()
-	}
+	c.logger.Debug("loaded the groups of a partition", "topic", group.OffsetsTopic, "partition", p.Index, "leader_epoch", epoch,
+		"groups", len(coordinator.List(nil)), "took", c.clock.Now().Sub(began))
+	return coordinator, nil
 }
 
 // offsetCommitTimeout bounds the wait for the in-sync replicas (Kafka's
@@ -177,48 +106,45 @@ func (cs *Coordinators) partitions() int32 {
 
 // For is the coordinator of groupID: NOT_COORDINATOR when another broker
 // leads its partition, COORDINATOR_LOAD_IN_PROGRESS while it loads (past
-// loadWait),
-// COORDINATOR_NOT_AVAILABLE before the offsets topic exists (FindCoordinator
-// creates it).
+// loadWait), COORDINATOR_NOT_AVAILABLE before the offsets topic exists
+// (FindCoordinator creates it).
 func (cs *Coordinators) For(groupID string) (*group.Coordinator, error) {
 	n := cs.partitions()
 	if n == 0 {
 		return nil, fmt.Errorf("%w: %s does not exist yet; FindCoordinator creates it", kerr.CoordinatorNotAvailable, group.OffsetsTopic)
 	}
 	partition := group.PartitionFor(groupID, n)
-	cs.mu.Lock()
-	shard := cs.shards[partition]
-	cs.mu.Unlock()
-	if shard == nil {
+	coordinator, found, err := cs.shards.get(partition)
+	switch {
+	case found == shardNotLed:
 		return nil, fmt.Errorf("%w: group %q is on partition %d of %s, which broker %d does not lead", kerr.NotCoordinator, groupID, partition, group.OffsetsTopic, cs.c.cfg.NodeID)
-	}
-	if !cs.waitReady(shard) {
+	case found == shardLoading:
 		return nil, fmt.Errorf("%w: partition %d of %s is being loaded", kerr.CoordinatorLoadInProgress, partition, group.OffsetsTopic)
+	case err != nil:
+		return nil, err
 	}
-	if shard.err != nil {
-		return nil, shard.err
-	}
-	return shard.coordinator, nil
+	return coordinator, nil
 }
 
-// loadWait is how long a request waits for its group's partition to
-// load before it is answered COORDINATOR_LOAD_IN_PROGRESS. Kafka answers at
-// once; but kafka-go waits 5 s (JoinGroupBackoff) before it joins again
-// after that error, while a load after a failover takes milliseconds.
+// loadWait is how long a request waits for its shard of an internal topic
+// to load before it is answered that it is loading
+// (COORDINATOR_LOAD_IN_PROGRESS). Kafka answers at once; but kafka-go
+// waits 5 s (JoinGroupBackoff) before it joins again after that error,
+// while a load after a failover takes milliseconds.
 const loadWait = 2 * time.Second
 
-// waitReady reports whether shard is loaded (or failed to load), waiting
-// up to loadWait for it.
-func (cs *Coordinators) waitReady(shard *coordinatorShard) bool {
+// waitClosed reports whether ready is closed, or closes within d on the
+// cluster's clock.
+func (c *Cluster) waitClosed(d time.Duration, ready <-chan struct{}) bool {
 	select {
-	case <-shard.ready:
+	case <-ready:
 		return true
 	default:
 	}
-	timer := cs.c.clock.NewTimer(loadWait)
+	timer := c.clock.NewTimer(d)
 	defer timer.Stop()
 	select {
-	case <-shard.ready:
+	case <-ready:
 		return true
 	case <-timer.C():
 		return false
@@ -229,24 +155,6 @@ func (cs *Coordinators) waitReady(shard *coordinatorShard) bool {
 func (cs *Coordinators) Check(groupID string) error {
 	_, err := cs.For(groupID)
 	return err
-}
-
-// loaded are the coordinators that serve now, by partition.
-func (cs *Coordinators) loaded() []*coordinatorShard {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	var shards []*coordinatorShard
-	for _, s := range cs.shards {
-		select {
-		case <-s.ready:
-			if s.coordinator != nil {
-				shards = append(shards, s)
-			}
-		default:
-		}
-	}
-	sort.Slice(shards, func(i, j int) bool { return shards[i].partition < shards[j].partition })
-	return shards
 }
 
 // The group handlers' API: each call goes to the group's coordinator;
@@ -300,8 +208,8 @@ func (cs *Coordinators) Describe(groupID string) (group.GroupDescription, bool) 
 // List lists the groups of every loaded partition.
 func (cs *Coordinators) List(states []string) []group.GroupListing {
 	var all []group.GroupListing
-	for _, s := range cs.loaded() {
-		all = append(all, s.coordinator.List(states)...)
+	for _, s := range cs.shards.loaded() {
+		all = append(all, s.List(states)...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Group < all[j].Group })
 	return all
@@ -351,8 +259,8 @@ func (cs *Coordinators) GroupOffsets(groupID string) map[group.TopicPartition]gr
 // groups of every loaded partition.
 func (cs *Coordinators) TopicDeleted(topic string) error {
 	var errs []error
-	for _, s := range cs.loaded() {
-		errs = append(errs, s.coordinator.TopicDeleted(topic))
+	for _, s := range cs.shards.loaded() {
+		errs = append(errs, s.TopicDeleted(topic))
 	}
 	return errors.Join(errs...)
 }
@@ -360,19 +268,11 @@ func (cs *Coordinators) TopicDeleted(topic string) error {
 // tick runs each loaded coordinator's timers.
 func (cs *Coordinators) tick() error {
 	var errs []error
-	for _, s := range cs.loaded() {
-		errs = append(errs, s.coordinator.Tick())
+	for _, s := range cs.shards.loaded() {
+		errs = append(errs, s.Tick())
 	}
 	return errors.Join(errs...)
 }
 
 // close unloads every coordinator (the broker stops).
-func (cs *Coordinators) close() {
-	cs.mu.Lock()
-	shards := cs.shards
-	cs.shards = map[int32]*coordinatorShard{}
-	cs.mu.Unlock()
-	for _, s := range shards {
-		s.unload()
-	}
-}
+func (cs *Coordinators) close() { cs.shards.close() }

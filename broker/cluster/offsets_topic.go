@@ -2,15 +2,14 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kqstack/kqstack/broker/config"
 	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/storage"
 )
@@ -27,69 +26,25 @@ func offsetsTopicConfigs() map[string]string {
 	}
 }
 
+// offsetsTopic is __consumer_offsets as an internal topic: Kafka's
+// settings, its partitions' shards the group coordinators.
+func (c *Cluster) offsetsTopic() *internalTopic {
+	return &internalTopic{
+		name:              group.OffsetsTopic,
+		partitions:        func(cfg config.Config) int32 { return cfg.OffsetsTopicNumPartitions },
+		replicationFactor: func(cfg config.Config) int16 { return cfg.OffsetsTopicReplicationFactor },
+		configs:           offsetsTopicConfigs,
+		refusal:           "the brokers keep the consumer groups and their committed offsets there",
+		follow:            c.coordinators.follow,
+	}
+}
+
 // EnsureOffsetsTopic creates __consumer_offsets if it does not exist yet,
 // as Kafka does at the first FindCoordinator: offsets_topic_num_partitions
 // partitions, min(offsets_topic_replication_factor, brokers in service)
 // replicas.
 func (c *Cluster) EnsureOffsetsTopic() (*Topic, error) {
-	if t, ok := c.Topic(group.OffsetsTopic); ok {
-		c.maybeCompactOffsetsTopic(t.Configs)
-		return t, nil
-	}
-	c.offsetsTopicMu.Lock()
-	defer c.offsetsTopicMu.Unlock()
-	if t, ok := c.Topic(group.OffsetsTopic); ok {
-		return t, nil
-	}
-	rf := min(int(c.cfg.OffsetsTopicReplicationFactor), len(c.brokersInService()))
-	t, err := c.createTopic(group.OffsetsTopic, Placement{Partitions: c.cfg.OffsetsTopicNumPartitions, ReplicationFactor: int16(rf)}, offsetsTopicConfigs(), false)
-	if errors.Is(err, kerr.TopicAlreadyExists) {
-		if t, ok := c.Topic(group.OffsetsTopic); ok {
-			return t, nil
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: creating %s: %v", kerr.CoordinatorNotAvailable, group.OffsetsTopic, err)
-	}
-	return t, nil
-}
-
-// maybeCreateOffsetsTopic is the controller creating __consumer_offsets
-// with the cluster, once as many brokers are in service as it wants
-// replicas (or as there are voters), so the first consumer group of a new
-// cluster does not wait for 50 partitions to be created, replicated and
-// loaded. In the background: the controller loop goes on meanwhile.
-func (c *Cluster) maybeCreateOffsetsTopic() {
-	if t, exists := c.quorum.Image().Topic(group.OffsetsTopic); exists {
-		c.maybeCompactOffsetsTopic(t.Configs)
-		return
-	}
-	wanted := min(int(c.cfg.OffsetsTopicReplicationFactor), strings.Count(c.cfg.ControllerQuorumVoters, ",")+1)
-	if len(c.Brokers()) < wanted || !c.creatingOffsetsTopic.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer c.creatingOffsetsTopic.Store(false)
-		if _, err := c.EnsureOffsetsTopic(); err != nil {
-			c.logger.Warn("creating "+group.OffsetsTopic+"; the next tick tries again", "err", err)
-		}
-	}()
-}
-
-// maybeCompactOffsetsTopic gives a __consumer_offsets created before it
-// was compacted (with no cleanup.policy) the topic's configs, in the
-// background: at the controller's tick, and at a FindCoordinator (a
-// broker alone has no controller loop).
-func (c *Cluster) maybeCompactOffsetsTopic(configs map[string]string) {
-	if _, set := configs["cleanup.policy"]; set || !c.creatingOffsetsTopic.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer c.creatingOffsetsTopic.Store(false)
-		if err := c.SetTopicConfigs(group.OffsetsTopic, offsetsTopicConfigs(), false); err != nil {
-			c.logger.Warn("making "+group.OffsetsTopic+" compacted; the next tick tries again", "err", err)
-		}
-	}()
+	return c.ensureInternal(c.internal[group.OffsetsTopic])
 }
 
 // GroupCoordinator is the broker coordinating groupID: the leader of its

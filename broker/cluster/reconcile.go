@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/metadata"
 	"github.com/kqstack/kqstack/broker/storage"
 )
@@ -144,8 +143,8 @@ func (c *Cluster) followState(local *Topic, t *metadata.Topic, configsChanged bo
 			c.fetchers.Set(p.Replica)
 		}
 		p.state.Store(&state)
-		if local.Name == group.OffsetsTopic {
-			c.coordinators.follow(p, state)
+		if it := c.internal[local.Name]; it != nil {
+			it.follow(p, state)
 		}
 	}
 	return errors.Join(errs...)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/metadata"
 )
 
@@ -55,8 +54,8 @@ func (c *Cluster) CreateTopic(name string, placement Placement, configs map[stri
 	if err := CheckTopicName(name); err != nil {
 		return nil, err
 	}
-	if name == group.OffsetsTopic {
-		return nil, fmt.Errorf("%w: %s is an internal topic: the brokers create it for the consumer groups", kerr.InvalidTopicException, name)
+	if err := c.internalRefusal(name); err != nil {
+		return nil, err
 	}
 	return c.createTopic(name, placement, configs, validateOnly)
 }
@@ -205,8 +204,8 @@ func (c *Cluster) DeleteTopic(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: topic %q does not exist", kerr.UnknownTopicOrPartition, name)
 	}
-	if name == group.OffsetsTopic {
-		return fmt.Errorf("%w: %s is an internal topic: deleting it would delete every consumer group and its committed offsets", kerr.InvalidTopicException, name)
+	if err := c.internalRefusal(name); err != nil {
+		return err
 	}
 	if _, err := c.propose(metadata.Record{RemoveTopic: &metadata.RemoveTopicRecord{TopicID: t.ID}}); err != nil {
 		return err

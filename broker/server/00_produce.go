@@ -27,7 +27,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/cluster"
-	"github.com/kqstack/kqstack/broker/group"
 	"github.com/kqstack/kqstack/broker/replica"
 	"github.com/kqstack/kqstack/broker/storage"
 )
@@ -149,8 +148,8 @@ func leaderHint(cl *cluster.Cluster, t *cluster.Topic, out *kmsg.ProduceResponse
 }
 
 func produceTopic(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
-	if name == group.OffsetsTopic {
-		// As Kafka: only the group coordinators write there.
+	if cl.IsInternal(name) {
+		// As Kafka: only the brokers' coordinators write there.
 		return nil, fmt.Errorf("%w: cannot append to internal topic %s", kerr.InvalidTopicException, name)
 	}
 	if t, ok := cl.Topic(name); ok {

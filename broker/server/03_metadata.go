@@ -22,7 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/cluster"
-	"github.com/kqstack/kqstack/broker/group"
 )
 
 func init() { register(3, 0, 12, handleMetadata) }
@@ -47,7 +46,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	// v0 has no null list: an empty list there means all topics.
 	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
 		for _, t := range cl.Topics() {
-			resp.Topics = append(resp.Topics, metadataTopic(t, inService))
+			resp.Topics = append(resp.Topics, metadataTopic(t, cl.IsInternal(t.Name), inService))
 		}
 		return resp, nil
 	}
@@ -55,7 +54,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	for _, requested := range r.Topics {
 		if requested.Topic == nil { // v12: by id
 			if t, ok := cl.TopicByID(requested.TopicID); ok {
-				resp.Topics = append(resp.Topics, metadataTopic(t, inService))
+				resp.Topics = append(resp.Topics, metadataTopic(t, cl.IsInternal(t.Name), inService))
 				continue
 			}
 			missing := kmsg.NewMetadataResponseTopic()
@@ -67,12 +66,12 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		name := *requested.Topic
 		t, ok := cl.Topic(name)
 		var err error
-		if !ok && autoCreate && name == group.OffsetsTopic {
+		if !ok && autoCreate && cl.IsInternal(name) {
 			// Created with its own settings, as Kafka does when a Metadata
 			// request names it (CreateTopic refuses the name): Burrow asks
 			// for it at its start, on a broker where no group has made
 			// FindCoordinator create it yet.
-			t, err = cl.EnsureOffsetsTopic()
+			t, err = cl.EnsureInternalTopic(name)
 			if err != nil {
 				err = fmt.Errorf("%w: %v", kerr.LeaderNotAvailable, err)
 			}
@@ -88,7 +87,7 @@ func handleMetadata(c *conn, req kmsg.Request) (kmsg.Response, error) {
 			resp.Topics = append(resp.Topics, missing)
 			continue
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(t, inService))
+		resp.Topics = append(resp.Topics, metadataTopic(t, cl.IsInternal(t.Name), inService))
 	}
 	return resp, nil
 }
@@ -109,12 +108,12 @@ func createIfMissing(cl *cluster.Cluster, name string) (*cluster.Topic, error) {
 	return t, err
 }
 
-func metadataTopic(t *cluster.Topic, inService map[int32]bool) kmsg.MetadataResponseTopic {
+func metadataTopic(t *cluster.Topic, isInternal bool, inService map[int32]bool) kmsg.MetadataResponseTopic {
 	topic := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	topic.Topic = &name
 	topic.TopicID = t.ID
-	topic.IsInternal = name == group.OffsetsTopic
+	topic.IsInternal = isInternal
 	for _, p := range t.Partitions {
 		partition := kmsg.NewMetadataResponseTopicPartition()
 		partition.Partition = p.Index
