@@ -43,8 +43,8 @@ func TestDeleteRecordsWaitsForTheInSyncFollowers(t *testing.T) {
 	}()
 	waitUntil(t, func() bool { return h.Log().LogStartOffset() == 6 })
 	_, news, err := h.FollowerFetched(2, 10, 6)
-	if err != nil || !news {
-		t.Fatalf("a follower's fetch after the log start moved: news %v, err %v; want news (answer at once)", news, err)
+	if err != nil || news != LogStartNews {
+		t.Fatalf("a follower's fetch after the log start moved: news %v, err %v; want LogStartNews (answer at once)", news, err)
 	}
 	select {
 	case err := <-done:

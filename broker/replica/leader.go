@@ -77,20 +77,39 @@ func (r *Replica) WaitReplicated(offset int64, epoch int32, deadline time.Time) 
 	}
 }
 
+// News is what a follower's fetch would tell it that it does not know
+// yet, and so how soon a fetch parked for records should answer anyway.
+type News uint8
+
+const (
+	NoNews News = iota
+	// HighWatermarkNews: the HW moved. The follower needs it to serve its
+	// own reads after a failover, but not at once: a parked fetch answers
+	// within HighWatermarkNewsDelay, or sooner with the next records, so
+	// a steady stream of acks=all appends costs one round trip each to a
+	// follower, not two.
+	HighWatermarkNews
+	// LogStartNews: the leader's log start moved, and a DeleteRecords
+	// waits for the follower's to follow: answer now.
+	LogStartNews
+)
+
+// HighWatermarkNewsDelay bounds how long a follower's parked fetch holds
+// back a new high watermark.
+const HighWatermarkNewsDelay = 10 * time.Millisecond
+
 // FollowerFetched records a follower's fetch from fetchOffset, its log
 // end, with logStart its log start, and returns the HW to answer with and
-// whether that HW or the leader's log start is news to the follower (a
-// long poll should not wait then: the follower needs the HW to serve its
-// own reads after a failover, the log start to finish a DeleteRecords).
-func (r *Replica) FollowerFetched(id int32, fetchOffset, logStart int64) (hw int64, news bool, err error) {
+// what of it, or of the leader's log start, is news to the follower.
+func (r *Replica) FollowerFetched(id int32, fetchOffset, logStart int64) (hw int64, news News, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.checkLeaderLocked(-1); err != nil {
-		return 0, false, err
+		return 0, NoNews, err
 	}
 	f := r.followers[id]
 	if f == nil {
-		return 0, false, fmt.Errorf("%w: broker %d is not a replica of %s-%d (replicas %v)", kerr.NotLeaderForPartition, id, r.opts.Topic, r.opts.Index, r.state.Replicas)
+		return 0, NoNews, fmt.Errorf("%w: broker %d is not a replica of %s-%d (replicas %v)", kerr.NotLeaderForPartition, id, r.opts.Topic, r.opts.Index, r.state.Replicas)
 	}
 	now := r.opts.Clock.Now()
 	leaderEnd := r.log.LogEndOffset()
@@ -111,7 +130,12 @@ func (r *Replica) FollowerFetched(id int32, fetchOffset, logStart int64) (hw int
 	}
 	hw = r.log.HighWatermark()
 	leaderStart := r.log.LogStartOffset()
-	news = hw != f.sentHW || leaderStart != f.sentLogStart
+	switch {
+	case leaderStart != f.sentLogStart:
+		news = LogStartNews
+	case hw != f.sentHW:
+		news = HighWatermarkNews
+	}
 	f.sentHW, f.sentLogStart = hw, leaderStart
 	return hw, news, nil
 }

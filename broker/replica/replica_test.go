@@ -273,3 +273,32 @@ func batch(n int) []byte {
 	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return out
 }
+
+// TestFollowerFetchNews: a follower's fetch learns what it does not know
+// yet: a moved high watermark is news for soon (a parked fetch carries it
+// within HighWatermarkNewsDelay, or with the next records), told once.
+func TestFollowerFetchNews(t *testing.T) {
+	h := newHarness(t, 1)
+	h.update(t, metadata.Partition{Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Leader: 1}, 1)
+	h.append(t, 3)
+	news := func(offset int64) News {
+		t.Helper()
+		_, n, err := h.FollowerFetched(2, offset, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := news(0); n != LogStartNews {
+		t.Fatalf("the first fetch: %v, want LogStartNews (the follower learns the log start now)", n)
+	}
+	if n := news(0); n != NoNews {
+		t.Fatalf("the second, the HW still 0: %v, want NoNews", n)
+	}
+	if n := news(3); n != HighWatermarkNews {
+		t.Fatalf("the fetch that moved the HW to 3: %v, want HighWatermarkNews", n)
+	}
+	if n := news(3); n != NoNews {
+		t.Fatalf("the HW told already: %v, want NoNews", n)
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kqstack/kqstack/broker/cluster"
+	"github.com/kqstack/kqstack/broker/replica"
 	"github.com/kqstack/kqstack/broker/storage"
 )
 
@@ -47,14 +48,17 @@ func handleFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		var wake []<-chan struct{}
 		buffers.release() // an earlier read that was not enough
 		var bytes int
-		var failed bool
-		resp, bytes, failed = fetchOnce(c.server.cluster, r, &wake, &buffers)
+		var failed, soon bool
+		resp, bytes, failed, soon = fetchOnce(c.server.cluster, r, &wake, &buffers)
+		if due := time.Now().Add(replica.HighWatermarkNewsDelay); soon && due.Before(deadline) {
+			deadline = due // a follower's new high watermark goes out soon
+		}
 		if bytes >= int(r.MinBytes) || failed || len(wake) == 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
 		if !waitForAppend(wake, time.Until(deadline), c.server.stopping) {
 			buffers.release()
-			resp, _, _ = fetchOnce(c.server.cluster, r, nil, &buffers)
+			resp, _, _, _ = fetchOnce(c.server.cluster, r, nil, &buffers)
 			return resp, nil
 		}
 	}
@@ -125,16 +129,17 @@ func waitForAppend(wake []<-chan struct{}, timeout time.Duration, stopping <-cha
 }
 
 // fetchOnce reads every requested partition. It returns the response, the
-// bytes of records in it, and whether a partition failed (which answers at
-// once). With wake non-nil it collects, before reading, the channels that
-// the partitions' next appends will close.
-func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{}, buffers *fetchBuffers) (*kmsg.FetchResponse, int, bool) {
-	resp := r.ResponseKind().(*kmsg.FetchResponse)
+// bytes of records in it, whether a partition failed or has news a
+// follower needs now (either answers at once), and whether one has news
+// it needs soon (a new high watermark). With wake non-nil it collects,
+// before reading, the channels that the partitions' next appends will
+// close.
+func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{}, buffers *fetchBuffers) (resp *kmsg.FetchResponse, total int, failed, soon bool) {
+	resp = r.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(r.MaxBytes)
 	if r.MaxBytes <= 0 {
 		remaining = 1<<31 - 1
 	}
-	total, failed := 0, false
 	for _, rt := range r.Topics {
 		topic := kmsg.NewFetchResponseTopic()
 		topic.Topic, topic.TopicID = rt.Topic, rt.TopicID
@@ -170,10 +175,10 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 					partition.HighWatermark, partition.LastStableOffset, partition.LogStartOffset = hw, hw, log.LogStartOffset()
 					failed = true
 				case r.ReplicaID >= 0 && rp.FetchOffset >= log.LogStartOffset() && rp.FetchOffset <= log.LogEndOffset():
-					var news bool
-					if hw, news, err = p.Replica.FollowerFetched(r.ReplicaID, rp.FetchOffset, rp.LogStartOffset); news {
-						failed = true // answer now: the follower needs the new high watermark
-					}
+					var news replica.News
+					hw, news, err = p.Replica.FollowerFetched(r.ReplicaID, rp.FetchOffset, rp.LogStartOffset)
+					failed = failed || news == replica.LogStartNews
+					soon = soon || news == replica.HighWatermarkNews
 					upTo = log.LogEndOffset()
 					fallthrough
 				default:
@@ -192,7 +197,7 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 		}
 		resp.Topics = append(resp.Topics, topic)
 	}
-	return resp, total, failed
+	return resp, total, failed, soon
 }
 
 func fetchTopic(cl *cluster.Cluster, version int16, rt kmsg.FetchRequestTopic) (*cluster.Topic, error) {
