@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kqstack/kqstack/broker/brokertest"
 	"github.com/kqstack/kqstack/broker/config"
 )
 
@@ -51,6 +52,7 @@ func expectOpen(t *testing.T, c net.Conn, wait time.Duration) {
 }
 
 func TestConnectionLimits(t *testing.T) {
+	brokertest.SingleBroker(t, "it counts the connections one broker accepts from loopback addresses, and the other brokers' follower fetches connect to it from 127.0.0.1 too, some time after the start")
 	b := startBroker(t, func(c *config.Config) {
 		c.MaxConnections = 5
 		c.MaxConnectionsPerIP = 3
