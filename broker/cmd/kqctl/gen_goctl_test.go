@@ -83,10 +83,19 @@ func goOutput(t *testing.T, dir string, args ...string) string {
 	return string(out)
 }
 
-// requiredVersions reads this repository's go.mod for the versions the
-// generated service must build with.
-func requiredVersions(t *testing.T, root string, modules ...string) map[string]string {
+// useThisTree points the module in dir at common/ from this tree and at
+// this repository's go-zero and go-queue (go-queue pinned: the proxy does
+// not list its versions), then tidies it.
+func useThisTree(t *testing.T, dir string) {
 	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _, err := findModule(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mod struct {
 		Require []struct{ Path, Version string }
 	}
@@ -97,12 +106,18 @@ func requiredVersions(t *testing.T, root string, modules ...string) map[string]s
 	for _, r := range mod.Require {
 		versions[r.Path] = r.Version
 	}
-	for _, m := range modules {
+	args := []string{"mod", "edit", "-require=github.com/kqstack/kqstack@v0.0.0-00010101000000-000000000000", "-replace=github.com/kqstack/kqstack=" + root}
+	for _, m := range []string{"github.com/zeromicro/go-zero", "github.com/zeromicro/go-queue"} {
 		if versions[m] == "" {
 			t.Fatalf("go.mod requires no %s", m)
 		}
+		args = append(args, "-require="+m+"@"+versions[m])
 	}
-	return versions
+	goOutput(t, dir, args...)
+	if sum, err := os.ReadFile(filepath.Join(root, "go.sum")); err == nil {
+		writeFile(t, filepath.Join(dir, "go.sum"), string(sum)) // checksums known already; tidy drops the rest
+	}
+	goOutput(t, dir, "mod", "tidy")
 }
 
 // edit replaces old with new in a file, as the user does in an editor.
@@ -277,15 +292,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 func TestGeneratedServiceHandlesEventsOnce(t *testing.T) {
 	goctl := goctlBinary(t)
 	started := time.Now()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _, err := findModule(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	versions := requiredVersions(t, root, "github.com/zeromicro/go-zero", "github.com/zeromicro/go-queue")
 	const topic, group = "greet-events", "greet-mq"
 	b := brokertest.Start(t, nil)
 
@@ -339,15 +345,8 @@ func TestGeneratedServiceHandlesEventsOnce(t *testing.T) {
 	}
 
 	// 4. go.mod: common/ from this tree, and this repository's go-zero and
-	// go-queue (go-queue pinned: the proxy does not list its versions).
-	goOutput(t, dir, "mod", "edit",
-		"-require=github.com/kqstack/kqstack@v0.0.0-00010101000000-000000000000", "-replace=github.com/kqstack/kqstack="+root,
-		"-require=github.com/zeromicro/go-zero@"+versions["github.com/zeromicro/go-zero"],
-		"-require=github.com/zeromicro/go-queue@"+versions["github.com/zeromicro/go-queue"])
-	if sum, err := os.ReadFile(filepath.Join(root, "go.sum")); err == nil {
-		writeFile(t, filepath.Join(dir, "go.sum"), string(sum)) // checksums known already; tidy drops the rest
-	}
-	goOutput(t, dir, "mod", "tidy")
+	// go-queue.
+	useThisTree(t, dir)
 	goOutput(t, dir, "vet", "./...")
 	bin := t.TempDir()
 	goOutput(t, dir, "build", "-o", filepath.Join(bin, "greet-api"), ".")

@@ -80,28 +80,12 @@ func main() {
 // pushed event is handled once, an event pushed twice is handled once,
 // and the group commits to the end of the topic.
 func TestAKqServiceSwitchesByItsImport(t *testing.T) {
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _, err := findModule(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	versions := requiredVersions(t, root, "github.com/zeromicro/go-zero", "github.com/zeromicro/go-queue")
 	b := brokertest.Start(t, nil)
 	dir := t.TempDir()
 	main := filepath.Join(dir, "main.go")
 	writeFile(t, main, kqService)
 	writeFile(t, filepath.Join(dir, "go.mod"), "module orders\n\ngo 1.22\n")
-	goOutput(t, dir, "mod", "edit",
-		"-require=github.com/kqstack/kqstack@v0.0.0-00010101000000-000000000000", "-replace=github.com/kqstack/kqstack="+root,
-		"-require=github.com/zeromicro/go-zero@"+versions["github.com/zeromicro/go-zero"],
-		"-require=github.com/zeromicro/go-queue@"+versions["github.com/zeromicro/go-queue"])
-	if sum, err := os.ReadFile(filepath.Join(root, "go.sum")); err == nil {
-		writeFile(t, filepath.Join(dir, "go.sum"), string(sum))
-	}
-	goOutput(t, dir, "mod", "tidy")
+	useThisTree(t, dir)
 	goOutput(t, dir, "build", "-o", filepath.Join(t.TempDir(), "orders-on-kq"), ".") // the service as it was
 
 	// The switch.
