@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,9 @@ type internalTopic struct {
 	// brokers in service.
 	partitions        func(config.Config) int32
 	replicationFactor func(config.Config) int16
-	// configs are the topic's own; a topic missing one gets them all.
-	configs func() map[string]string
+	// configs are the topic's own (read only: callers get copies); a
+	// topic missing one gets them all.
+	configs map[string]string
 	// refusal says why a client may not create or delete it.
 	refusal string
 	// follow hears of each partition's new state on this broker.
@@ -69,7 +71,7 @@ func (c *Cluster) ensureInternal(it *internalTopic) (*Topic, error) {
 		return t, nil
 	}
 	rf := min(int(it.replicationFactor(c.cfg)), len(c.brokersInService()))
-	t, err := c.createTopic(it.name, Placement{Partitions: it.partitions(c.cfg), ReplicationFactor: int16(rf)}, it.configs(), false)
+	t, err := c.createTopic(it.name, Placement{Partitions: it.partitions(c.cfg), ReplicationFactor: int16(rf)}, maps.Clone(it.configs), false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		if t, ok := c.Topic(it.name); ok {
 			return t, nil
@@ -111,7 +113,7 @@ func (c *Cluster) maybeCreateInternalTopics() {
 // alone has no controller loop).
 func (c *Cluster) maybeConfigureInternal(it *internalTopic, configs map[string]string) {
 	missing := false
-	for key := range it.configs() {
+	for key := range it.configs {
 		_, set := configs[key]
 		missing = missing || !set
 	}
@@ -120,7 +122,7 @@ func (c *Cluster) maybeConfigureInternal(it *internalTopic, configs map[string]s
 	}
 	go func() {
 		defer it.creating.Store(false)
-		if err := c.SetTopicConfigs(it.name, it.configs(), false); err != nil {
+		if err := c.SetTopicConfigs(it.name, maps.Clone(it.configs), false); err != nil {
 			c.logger.Warn("configuring "+it.name+"; the next tick tries again", "err", err)
 		}
 	}()

@@ -33,7 +33,7 @@ func (c *Cluster) offsetsTopic() *internalTopic {
 		name:              group.OffsetsTopic,
 		partitions:        func(cfg config.Config) int32 { return cfg.OffsetsTopicNumPartitions },
 		replicationFactor: func(cfg config.Config) int16 { return cfg.OffsetsTopicReplicationFactor },
-		configs:           offsetsTopicConfigs,
+		configs:           offsetsTopicConfigs(),
 		refusal:           "the brokers keep the consumer groups and their committed offsets there",
 		follow:            c.coordinators.follow,
 	}
