@@ -158,6 +158,9 @@ func (b *Broker) startE() error {
 	return nil
 }
 
+// Server is the broker's Kafka server (nil while it is stopped).
+func (b *Broker) Server() *server.Server { return b.server }
+
 // Stop shuts the broker down cleanly; it can be started again with Restart.
 func (b *Broker) Stop(t testing.TB) {
 	t.Helper()

@@ -200,6 +200,21 @@ func (m *Metrics) RequestMemoryInUse(bytes int64) {
 	}
 }
 
+// ReadFetchSessions registers the server's fetch session cache, read at
+// scrape time: sessions, and the partitions they hold.
+func (m *Metrics) ReadFetchSessions(read func() (sessions, partitions int)) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kqbroker_fetch_sessions",
+			Help: "Incremental fetch sessions (KIP-227) cached, of followers and consumers."},
+			func() float64 { sessions, _ := read(); return float64(sessions) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kqbroker_fetch_session_partitions",
+			Help: "Partitions held by the cached fetch sessions."},
+			func() float64 { _, partitions := read(); return float64(partitions) }))
+}
+
 // ConnectionOpened and ConnectionClosed track client connections.
 func (m *Metrics) ConnectionOpened() {
 	if m != nil {

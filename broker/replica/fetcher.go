@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -154,6 +155,42 @@ type fetcher struct {
 	connMu sync.Mutex
 	conn   *brokerConn
 	closed bool
+
+	// session is the fetcher goroutine's incremental fetch session with
+	// the leader (KIP-227).
+	session fetchSession
+}
+
+// fetchSession is a fetcher's side of its session: the id (0: none), the
+// epoch of the next request (0: a full fetch, which opens a new session),
+// and what the session holds of each partition, as last sent.
+type fetchSession struct {
+	id    int32
+	epoch int32
+	sent  map[*Replica]kmsg.FetchRequestTopicPartition
+}
+
+// reset makes the next fetch a full one, which closes the session.
+func (s *fetchSession) reset() { s.epoch, s.sent = 0, nil }
+
+// unchanged reports whether the session holds p for r as it is: an
+// incremental fetch leaves it out.
+func (s *fetchSession) unchanged(r *Replica, p kmsg.FetchRequestTopicPartition) bool {
+	last, ok := s.sent[r]
+	return ok && s.epoch != 0 && last.FetchOffset == p.FetchOffset && last.CurrentLeaderEpoch == p.CurrentLeaderEpoch &&
+		last.LastFetchedEpoch == p.LastFetchedEpoch && last.LogStartOffset == p.LogStartOffset && last.PartitionMaxBytes == p.PartitionMaxBytes
+}
+
+// answered moves the session on after the leader's answer to a fetch
+// that left the session holding sent.
+func (s *fetchSession) answered(resp *kmsg.FetchResponse, sent map[*Replica]kmsg.FetchRequestTopicPartition) {
+	s.id = resp.SessionID
+	if s.id == 0 {
+		s.reset() // declined: full fetches, asking again each time
+		return
+	}
+	s.epoch = s.epoch%math.MaxInt32 + 1 // 0 and -1 are for full fetches
+	s.sent = sent
 }
 
 func (f *fetcher) add(r *Replica) {
@@ -316,19 +353,10 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 	req.MaxWaitMillis = int32(fetchMaxWait.Milliseconds())
 	req.MinBytes = 1
 	req.MaxBytes = fetchMaxBytes
-	req.SessionEpoch = -1
+	req.SessionID, req.SessionEpoch = f.session.id, f.session.epoch
 	byTopic := map[metadata.TopicID]int{}
-	order := make([]*Replica, 0, len(positions))
+	sent := make(map[*Replica]kmsg.FetchRequestTopicPartition, len(positions))
 	for r, pos := range positions {
-		i, ok := byTopic[r.opts.TopicID]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[r.opts.TopicID] = i
-			topic := kmsg.NewFetchRequestTopic()
-			topic.TopicID = r.opts.TopicID
-			topic.Topic = r.opts.Topic
-			req.Topics = append(req.Topics, topic)
-		}
 		p := kmsg.NewFetchRequestTopicPartition()
 		p.Partition = r.opts.Index
 		p.CurrentLeaderEpoch = pos.LeaderEpoch
@@ -341,19 +369,42 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 			// than that still comes whole).
 			p.PartitionMaxBytes = int32(min(max(f.m.throttle.available(), 1024), fetchPartitionMaxBytes))
 		}
+		sent[r] = p
+		if f.session.unchanged(r, p) {
+			continue // the session has it
+		}
+		i, ok := byTopic[r.opts.TopicID]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[r.opts.TopicID] = i
+			topic := kmsg.NewFetchRequestTopic()
+			topic.TopicID = r.opts.TopicID
+			topic.Topic = r.opts.Topic
+			req.Topics = append(req.Topics, topic)
+		}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
-		order = append(order, r)
+	}
+	if f.session.epoch != 0 {
+		req.ForgottenTopics = forgotten(f.session.sent, positions)
 	}
 	resp, err := f.conn.request(req, fetchMaxWait+30*time.Second)
 	if err != nil {
+		f.session.reset()
 		return err
 	}
 	fetched := resp.(*kmsg.FetchResponse)
-	if fetched.ErrorCode != 0 {
-		return kerr.ErrorForCode(fetched.ErrorCode)
+	switch err := kerr.ErrorForCode(fetched.ErrorCode); {
+	case errors.Is(err, kerr.FetchSessionIDNotFound), errors.Is(err, kerr.InvalidFetchSessionEpoch):
+		f.m.logger.Debug("the leader ended the fetch session: fetching in full", "leader", f.leader, "session", f.session.id, "err", err)
+		f.session.reset()
+		return nil
+	case err != nil:
+		f.session.reset()
+		return err
 	}
+	f.session.answered(fetched, sent)
 	replicas := map[metadata.TopicID]map[int32]*Replica{}
-	for _, r := range order {
+	for r := range positions {
 		if replicas[r.opts.TopicID] == nil {
 			replicas[r.opts.TopicID] = map[int32]*Replica{}
 		}
@@ -393,22 +444,53 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 	// Durable mode: what this broker reports as its log end in the next
 	// fetch is on its disk. The logs fsync side by side: a round costs the
 	// slowest fsync, not their sum.
+	syncOne := func(w durableWait) {
+		if err := w.log.WaitDurable(w.at); err != nil {
+			f.m.logger.Error("fsync of fetched records: the replica stops fetching", "log", w.log.Dir(), "err", err)
+		}
+	}
+	if len(waits) == 1 {
+		syncOne(waits[0]) // the usual case: no goroutine to wake in between
+		return nil
+	}
 	var synced sync.WaitGroup
 	for _, w := range waits {
 		synced.Add(1)
 		go func() {
 			defer synced.Done()
-			if err := w.log.WaitDurable(w.at); err != nil {
-				f.m.logger.Error("fsync of fetched records: the replica stops fetching", "log", w.log.Dir(), "err", err)
-			}
+			syncOne(w)
 		}()
 	}
 	synced.Wait()
 	return nil
 }
 
-// dropConn closes the connection (after an error, or at the end).
+// forgotten names the partitions the session holds that this fetch
+// leaves out (delayed, or no longer followed from this leader).
+func forgotten(sent map[*Replica]kmsg.FetchRequestTopicPartition, positions map[*Replica]FetchPosition) []kmsg.FetchRequestForgottenTopic {
+	var topics []kmsg.FetchRequestForgottenTopic
+	byTopic := map[metadata.TopicID]int{}
+	for r := range sent {
+		if _, ok := positions[r]; ok {
+			continue
+		}
+		i, ok := byTopic[r.opts.TopicID]
+		if !ok {
+			i = len(topics)
+			byTopic[r.opts.TopicID] = i
+			topic := kmsg.NewFetchRequestForgottenTopic()
+			topic.TopicID, topic.Topic = r.opts.TopicID, r.opts.Topic
+			topics = append(topics, topic)
+		}
+		topics[i].Partitions = append(topics[i].Partitions, r.opts.Index)
+	}
+	return topics
+}
+
+// dropConn closes the connection (after an error, or at the end), and
+// with it the session: the next fetch is a full one.
 func (f *fetcher) dropConn() {
+	f.session.reset()
 	f.connMu.Lock()
 	defer f.connMu.Unlock()
 	if f.conn != nil {

@@ -3,7 +3,7 @@ package server
 // Fetch (key 1), v4–v13.
 //   v4: isolation level, last stable offset, aborted transactions.
 //   v5: log start offset.
-//   v7: fetch sessions (answered with session id 0: no session).
+//   v7: incremental fetch sessions (fetch_sessions.go).
 //   v9: current leader epoch.
 //   v11: rack, preferred read replica (-1).
 //   v12: flexible.
@@ -36,32 +36,90 @@ import (
 func init() { register(1, 4, 13, handleFetch) }
 
 func handleFetch(c *conn, req kmsg.Request) (kmsg.Response, error) {
-	r := req.(*kmsg.FetchRequest)
-	deadline := time.Now().Add(time.Duration(max(r.MaxWaitMillis, 0)) * time.Millisecond)
+	now := time.Now()
+	session := c.server.fetchSessions.begin(req.(*kmsg.FetchRequest), now)
+	if session.errCode != 0 {
+		return session.finish(req.ResponseKind().(*kmsg.FetchResponse)), nil
+	}
 	var buffers fetchBuffers
-	var resp *kmsg.FetchResponse
-	defer func() {
-		c.deferRelease(buffers.release)
-		countFetched(c.server, resp)
-	}()
-	for {
-		var wake []<-chan struct{}
-		buffers.release() // an earlier read that was not enough
-		var bytes int
-		var failed, soon bool
-		resp, bytes, failed, soon = fetchOnce(c.server.cluster, r, &wake, &buffers)
-		if due := time.Now().Add(replica.HighWatermarkNewsDelay); soon && due.Before(deadline) {
+	c.deferRelease(buffers.release)
+	resp := session.finish(longPoll(c, session.full, now, &buffers))
+	countFetched(c.server, resp)
+	return resp, nil
+}
+
+// longPoll answers a full fetch once min_bytes are there, a partition
+// failed or has news for a follower, or max_wait_ms passed.
+func longPoll(c *conn, r *kmsg.FetchRequest, now time.Time, buffers *fetchBuffers) *kmsg.FetchResponse {
+	deadline := now.Add(time.Duration(max(r.MaxWaitMillis, 0)) * time.Millisecond)
+	soonAfter := func(from time.Time) {
+		if due := from.Add(replica.HighWatermarkNewsDelay); due.Before(deadline) {
 			deadline = due // a follower's new high watermark goes out soon
 		}
-		if bytes >= int(r.MinBytes) || failed || len(wake) == 0 || !time.Now().Before(deadline) {
-			return resp, nil
+	}
+	for {
+		var watch watchedLogs
+		buffers.release() // an earlier read that was not enough
+		resp, bytes, failed, soon := fetchOnce(c.server.cluster, r, &watch, buffers)
+		if soon {
+			soonAfter(time.Now())
 		}
-		if !waitForAppend(wake, time.Until(deadline), c.server.stopping) {
-			buffers.release()
-			resp, _, _, _ = fetchOnce(c.server.cluster, r, nil, &buffers)
-			return resp, nil
+		if bytes >= int(r.MinBytes) || failed || len(watch) == 0 || !time.Now().Before(deadline) {
+			return resp
+		}
+		for {
+			if !watch.wait(time.Until(deadline), c.server.stopping) {
+				buffers.release()
+				resp, _, _, _ = fetchOnce(c.server.cluster, r, nil, buffers)
+				return resp
+			}
+			if r.ReplicaID < 0 {
+				break // a consumer reads up to the high watermark: read again
+			}
+			// A follower reads up to the log end: unless records came or
+			// a log start moved, only a high watermark rose. That is news
+			// due soon, not worth reading every partition again for.
+			watch.renew()
+			if watch.moved() {
+				break
+			}
+			soonAfter(time.Now())
 		}
 	}
+}
+
+// watchedLogs are the logs a long poll waits on, each with the channel
+// its next append (or high watermark rise) closes and where the fetch
+// stood in it.
+type watchedLogs []watchedLog
+
+type watchedLog struct {
+	log         *storage.Log
+	appended    <-chan struct{}
+	fetchOffset int64
+	logStart    int64
+}
+
+func (w *watchedLogs) add(log *storage.Log, fetchOffset int64) {
+	*w = append(*w, watchedLog{log: log, appended: log.Appended(), fetchOffset: fetchOffset, logStart: log.LogStartOffset()})
+}
+
+// renew takes the channels of the next appends.
+func (w watchedLogs) renew() {
+	for i := range w {
+		w[i].appended = w[i].log.Appended()
+	}
+}
+
+// moved reports whether a log has records past the fetch offset or a
+// new log start, which a follower must be told of.
+func (w watchedLogs) moved() bool {
+	for _, l := range w {
+		if l.log.LogEndOffset() > l.fetchOffset || l.log.LogStartOffset() != l.logStart {
+			return true
+		}
+	}
+	return false
 }
 
 // countFetched adds a fetch response's records to the topics' metrics.
@@ -104,25 +162,25 @@ func (b *fetchBuffers) release() {
 	*b = (*b)[:0]
 }
 
-// waitForAppend waits until one of the logs gets an append (true), or
-// timeout passes or the server stops (false).
-func waitForAppend(wake []<-chan struct{}, timeout time.Duration, stopping <-chan struct{}) bool {
+// wait waits until one of the logs gets an append or a high watermark
+// rise (true), or timeout passes or the server stops (false).
+func (w watchedLogs) wait(timeout time.Duration, stopping <-chan struct{}) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	if len(wake) == 1 {
+	if len(w) == 1 {
 		select {
-		case <-wake[0]:
+		case <-w[0].appended:
 			return true
 		case <-timer.C:
 		case <-stopping:
 		}
 		return false
 	}
-	cases := make([]reflect.SelectCase, 0, len(wake)+2)
+	cases := make([]reflect.SelectCase, 0, len(w)+2)
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(stopping)})
-	for _, ch := range wake {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	for _, l := range w {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(l.appended)})
 	}
 	chosen, _, _ := reflect.Select(cases)
 	return chosen >= 2
@@ -131,10 +189,10 @@ func waitForAppend(wake []<-chan struct{}, timeout time.Duration, stopping <-cha
 // fetchOnce reads every requested partition. It returns the response, the
 // bytes of records in it, whether a partition failed or has news a
 // follower needs now (either answers at once), and whether one has news
-// it needs soon (a new high watermark). With wake non-nil it collects,
-// before reading, the channels that the partitions' next appends will
+// it needs soon (a new high watermark). With watch non-nil it collects,
+// before reading, the logs with the channels that their next appends will
 // close.
-func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{}, buffers *fetchBuffers) (resp *kmsg.FetchResponse, total int, failed, soon bool) {
+func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, watch *watchedLogs, buffers *fetchBuffers) (resp *kmsg.FetchResponse, total int, failed, soon bool) {
 	resp = r.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(r.MaxBytes)
 	if r.MaxBytes <= 0 {
@@ -163,8 +221,8 @@ func fetchOnce(cl *cluster.Cluster, r *kmsg.FetchRequest, wake *[]<-chan struct{
 			}
 			if err == nil {
 				log := p.Log
-				if wake != nil {
-					*wake = append(*wake, log.Appended())
+				if watch != nil {
+					watch.add(log, rp.FetchOffset)
 				}
 				hw := log.HighWatermark()
 				upTo := hw

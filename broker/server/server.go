@@ -25,6 +25,8 @@ type Server struct {
 
 	// memory bounds the bytes of requests being read and handled.
 	memory *requestMemory
+	// fetchSessions are the incremental fetch sessions (KIP-227).
+	fetchSessions *fetchSessions
 
 	mu        sync.Mutex
 	listeners []net.Listener // clients', and the other brokers' if apart
@@ -41,12 +43,13 @@ type Server struct {
 func (s *Server) SetMetrics(m *metrics.Metrics) {
 	s.metrics = m
 	s.memory.inUse = m.RequestMemoryInUse
+	m.ReadFetchSessions(s.FetchSessions)
 }
 
 // New returns a server for c.
 func New(c *cluster.Cluster, logger *slog.Logger) *Server {
 	return &Server{cluster: c, groups: c.Groups(), logger: logger, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
-		memory: newRequestMemory(c.Config().QueuedMaxRequestBytes, nil), stopping: make(chan struct{})}
+		memory: newRequestMemory(c.Config().QueuedMaxRequestBytes, nil), fetchSessions: newFetchSessions(), stopping: make(chan struct{})}
 }
 
 // Serve accepts connections on ln until Shutdown.
