@@ -30,15 +30,22 @@ func (t *target) seeds() []string {
 }
 
 // commitsWorkload measures offset commits from one franz-go client:
-// inflight goroutines share it, each committing for its own group, one
-// commit at a time, one partition per commit (inflight 1: the latency-bound
-// rate of one synchronous committer). It reports commits per second and
-// their latency.
-func commitsWorkload(duration time.Duration, inflight int) workload {
+// inflight goroutines share it, one commit at a time each, one partition
+// per commit, spread over groups groups (0: one each; inflight 1: the
+// latency-bound rate of one synchronous committer; inflight 64, groups 1:
+// the single-broker Go benchmark's workload, one coordinator pipelining).
+// It reports commits per second and their latency.
+func commitsWorkload(duration time.Duration, inflight, groupCount int) workload {
 	const partitions = 4
 	const warmUp = time.Second
+	spread := "one group each"
+	if groupCount == 0 || groupCount >= inflight {
+		groupCount = inflight
+	} else {
+		spread = fmt.Sprintf("%d group(s)", groupCount)
+	}
 	return workload{
-		name: fmt.Sprintf("offset commits, one client, %d in flight (one group each), 1 partition each", inflight),
+		name: fmt.Sprintf("offset commits, one client, %d in flight (%s), 1 partition each", inflight, spread),
 		run: func(ctx context.Context, t *target) (measurement, error) {
 			topic := uniqueTopic("commits")
 			if err := t.createTopic(ctx, topic, partitions); err != nil {
@@ -52,7 +59,7 @@ func commitsWorkload(duration time.Duration, inflight int) workload {
 			defer client.Close()
 			admin := kadm.NewClient(client)
 			var groups []string
-			for g := range inflight {
+			for g := range groupCount {
 				groups = append(groups, fmt.Sprintf("%s-%d", topic, g))
 			}
 			defer func() { _, _ = admin.DeleteGroups(context.Background(), groups...) }()
@@ -95,7 +102,8 @@ func commitsWorkload(duration time.Duration, inflight int) workload {
 			end := begin.Add(duration)
 			results := make([][]time.Duration, inflight)
 			errs := make(chan error, inflight)
-			for g, group := range groups {
+			for g := range inflight {
+				group := groups[g%len(groups)]
 				go func() {
 					var i int64
 					for ; time.Now().Before(begin); i++ {
@@ -118,7 +126,7 @@ func commitsWorkload(duration time.Duration, inflight int) workload {
 				}()
 			}
 			var failed error
-			for range groups {
+			for range inflight {
 				failed = errors.Join(failed, <-errs)
 			}
 			if failed != nil {

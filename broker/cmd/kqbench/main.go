@@ -7,7 +7,7 @@
 //	kqbench pipeline [-events 20000]
 //	kqbench partitions [-partitions 1000] [-records 200000]
 //	kqbench idle
-//	kqbench commits [-duration 5s] [-inflight 1]
+//	kqbench commits [-duration 5s] [-inflight 1] [-groups 0]
 //	kqbench coordinator-failover
 //	kqbench startup  [-retained-mib 2048] [-unclean]
 //	kqbench suite    [-write doc/benchmarks.md]
@@ -105,7 +105,8 @@ func parseSpec(args []string) (spec, error) {
 	retainedMiB := flags.Int64("retained-mib", 2048, "data retained before the restart, MiB")
 	unclean := flags.Bool("unclean", false, "restart after SIGKILL instead of a clean stop")
 	graceful := flags.Bool("graceful", false, "failover: stop the leader with SIGTERM instead of SIGKILL")
-	inflight := flags.Int("inflight", 1, "commits: commits the client keeps in flight, each for its own group")
+	inflight := flags.Int("inflight", 1, "commits: commits the client keeps in flight")
+	groupCount := flags.Int("groups", 0, "commits: groups the commits in flight are spread over (0: a group for each)")
 	switch args[0] {
 	case "latency":
 		*acks = "all"
@@ -158,10 +159,10 @@ func parseSpec(args []string) (spec, error) {
 	case "failover":
 		s.work, s.metric, s.only = failoverWorkload(*graceful), "stall ms", "kqbroker-cluster"
 	case "commits":
-		if *inflight < 1 {
-			return s, fmt.Errorf("-inflight %d: at least 1", *inflight)
+		if *inflight < 1 || *groupCount < 0 {
+			return s, fmt.Errorf("-inflight %d -groups %d: at least 1 in flight, and 0 or more groups", *inflight, *groupCount)
 		}
-		s.work, s.metric = commitsWorkload(*duration, *inflight), "commits/s"
+		s.work, s.metric = commitsWorkload(*duration, *inflight, *groupCount), "commits/s"
 	case "coordinator-failover":
 		s.work, s.metric, s.only = coordinatorFailoverWorkload(), "resume ms", "kqbroker-cluster"
 	default:
