@@ -17,8 +17,9 @@ package server
 //
 // The cache holds maxFetchSessions sessions (Kafka's
 // max.incremental.fetch.session.cache.slots); when it is full, one idle for
-// fetchSessionEviction makes room, and without one the new session is
-// declined (id 0 in the answer: the fetcher goes on with full fetches).
+// fetchSessionEviction makes room (for a follower's, any client's), and
+// without one the new session is declined (id 0 in the answer: the
+// fetcher goes on with full fetches).
 
 import (
 	"math"
@@ -32,15 +33,19 @@ import (
 
 const (
 	maxFetchSessions = 1000
+	// maxCachedPartitions bounds the partitions all sessions hold (about
+	// 200 bytes each), whatever clients put in theirs.
+	maxCachedPartitions = 200_000
 	// fetchSessionEviction is min.incremental.fetch.session.eviction.ms.
 	fetchSessionEviction = 2 * time.Minute
 )
 
 // fetchSessions is the broker's session cache; it owns every session.
 type fetchSessions struct {
-	mu     sync.Mutex
-	nextID int32
-	byID   map[int32]*fetchSession
+	mu         sync.Mutex
+	nextID     int32
+	byID       map[int32]*fetchSession
+	partitions int // held by all of them
 }
 
 // fetchSession is what a fetcher's session holds: the partitions, in the
@@ -49,6 +54,7 @@ type fetchSessions struct {
 // requested position and what the fetcher was last told.
 type fetchSession struct {
 	epoch      int32 // the epoch the next incremental request carries
+	follower   bool  // a broker's replica fetcher's
 	lastUsed   time.Time
 	order      []sessionKey
 	partitions map[sessionKey]*sessionPartition
@@ -92,14 +98,18 @@ func (s *fetchSessions) begin(r *kmsg.FetchRequest, now time.Time) *fetchContext
 	}
 	switch r.SessionEpoch {
 	case -1:
-		delete(s.byID, r.SessionID)
+		s.removeLocked(r.SessionID)
 		return ctx
 	case 0:
-		delete(s.byID, r.SessionID)
-		session := &fetchSession{epoch: 1, lastUsed: now, partitions: map[sessionKey]*sessionPartition{}}
+		s.removeLocked(r.SessionID)
+		session := &fetchSession{epoch: 1, follower: r.ReplicaID >= 0, lastUsed: now, partitions: map[sessionKey]*sessionPartition{}}
 		session.update(r)
+		if s.partitions+len(session.partitions) > maxCachedPartitions {
+			return ctx // declined: too many partitions cached
+		}
 		if id := s.addLocked(session, now); id != 0 {
 			ctx.id = id
+			s.partitions += len(session.partitions)
 		}
 		return ctx
 	}
@@ -114,26 +124,36 @@ func (s *fetchSessions) begin(r *kmsg.FetchRequest, now time.Time) *fetchContext
 	}
 	session.epoch = nextSessionEpoch(session.epoch)
 	session.lastUsed = now
+	before := len(session.partitions)
 	session.update(r)
+	if s.partitions += len(session.partitions) - before; s.partitions > maxCachedPartitions {
+		s.removeLocked(r.SessionID) // the fetcher starts again, in full
+		ctx.errCode = kerr.FetchSessionIDNotFound.Code
+		return ctx
+	}
 	ctx.id, ctx.session = r.SessionID, session
 	ctx.full = session.request(r)
 	return ctx
 }
 
 // addLocked caches a new session and returns its id, or 0 when the cache
-// is full of sessions in use.
+// is full of sessions in use. When it is full, the least recently used
+// session idle for fetchSessionEviction gives way; a follower's new
+// session may also take the place of any client's (as Kafka's privileged
+// sessions), so clients opening sessions cannot crowd out replication.
 func (s *fetchSessions) addLocked(session *fetchSession, now time.Time) int32 {
 	if len(s.byID) >= maxFetchSessions {
 		var oldest int32
 		for id, cached := range s.byID {
-			if now.Sub(cached.lastUsed) >= fetchSessionEviction && (oldest == 0 || cached.lastUsed.Before(s.byID[oldest].lastUsed)) {
+			evictable := now.Sub(cached.lastUsed) >= fetchSessionEviction || (session.follower && !cached.follower)
+			if evictable && (oldest == 0 || cached.lastUsed.Before(s.byID[oldest].lastUsed)) {
 				oldest = id
 			}
 		}
 		if oldest == 0 {
 			return 0
 		}
-		delete(s.byID, oldest)
+		s.removeLocked(oldest)
 	}
 	for {
 		s.nextID++
@@ -153,10 +173,14 @@ func (s *fetchSessions) addLocked(session *fetchSession, now time.Time) int32 {
 func (s *Server) FetchSessions() (sessions, partitions int) {
 	s.fetchSessions.mu.Lock()
 	defer s.fetchSessions.mu.Unlock()
-	for _, session := range s.fetchSessions.byID {
-		partitions += len(session.partitions)
+	return len(s.fetchSessions.byID), s.fetchSessions.partitions
+}
+
+func (s *fetchSessions) removeLocked(id int32) {
+	if session := s.byID[id]; session != nil {
+		s.partitions -= len(session.partitions)
+		delete(s.byID, id)
 	}
-	return len(s.fetchSessions.byID), partitions
 }
 
 // nextSessionEpoch follows epoch, wrapping past the largest to 1 (0 and

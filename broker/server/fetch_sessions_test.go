@@ -172,3 +172,65 @@ func fetchedBatches(t *testing.T, data []byte) []kmsg.RecordBatch {
 	}
 	return batches
 }
+
+// TestFetchSessionCacheIsBounded: clients opening sessions fill the cache
+// up to its 1000 and are then declined (session id 0: they fetch in full),
+// but a follower's session still takes the place of a client's.
+func TestFetchSessionCacheIsBounded(t *testing.T) {
+	b := startBroker(t, nil)
+	ctx := testContext(t)
+	client := newClient(t, b.Addr)
+	open := func(replicaID int32) int32 {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxBytes, req.SessionEpoch = replicaID, 1<<20, 0
+		resp, err := req.RequestWith(ctx, client)
+		if err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("opening a session: %v %v", err, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		return resp.SessionID
+	}
+	opened := 0
+	for open(-1) != 0 {
+		if opened++; opened > 1000 {
+			t.Fatal("more than 1000 sessions cached")
+		}
+	}
+	if sessions, _ := b.Server().FetchSessions(); sessions != 1000 {
+		t.Fatalf("a client was declined with %d sessions cached, want 1000", sessions)
+	}
+	if id := open(99); id == 0 {
+		t.Fatal("a follower's session was declined by a cache full of clients' sessions")
+	}
+	if id := open(-1); id != 0 {
+		t.Fatalf("a client got session %d from a full cache", id)
+	}
+}
+
+// TestFetchSessionPartitionsAreBounded: a session naming more partitions
+// than the cache holds is declined (the fetch is answered in full).
+func TestFetchSessionPartitionsAreBounded(t *testing.T) {
+	b := startBroker(t, nil)
+	ctx := testContext(t)
+	client := newClient(t, b.Addr)
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, 1<<20, 0
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "no-such-topic"
+	for i := range 200_001 {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = int32(i), 1024
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.SessionID != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 200_001 {
+		t.Fatalf("a session of 200001 partitions: session %d, %d topics answered; want no session and every partition answered", resp.SessionID, len(resp.Topics))
+	}
+	if _, partitions := b.Server().FetchSessions(); partitions > 200_000 {
+		t.Fatalf("%d partitions cached", partitions)
+	}
+}
