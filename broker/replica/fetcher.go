@@ -389,8 +389,7 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 	}
 	resp, err := f.conn.request(req, fetchMaxWait+30*time.Second)
 	if err != nil {
-		f.session.reset()
-		return err
+		return err // run drops the connection, and the session with it
 	}
 	fetched := resp.(*kmsg.FetchResponse)
 	switch err := kerr.ErrorForCode(fetched.ErrorCode); {
@@ -399,7 +398,6 @@ func (f *fetcher) fetchOnce(positions map[*Replica]FetchPosition) error {
 		f.session.reset()
 		return nil
 	case err != nil:
-		f.session.reset()
 		return err
 	}
 	f.session.answered(fetched, sent)

@@ -66,6 +66,13 @@ type sessionKey struct {
 	partition int32
 }
 
+func newSessionKey(version int16, topicID [16]byte, topic string, partition int32) sessionKey {
+	if version >= 13 {
+		topic = ""
+	}
+	return sessionKey{topicID: topicID, topic: topic, partition: partition}
+}
+
 type sessionPartition struct {
 	request kmsg.FetchRequestTopicPartition
 	// highWatermark and logStart were last answered; -1: not yet, or
@@ -197,10 +204,7 @@ func nextSessionEpoch(epoch int32) int32 {
 func (session *fetchSession) update(r *kmsg.FetchRequest) {
 	for _, ft := range r.ForgottenTopics {
 		for _, partition := range ft.Partitions {
-			key := sessionKey{topicID: ft.TopicID, topic: ft.Topic, partition: partition}
-			if r.Version >= 13 {
-				key.topic = ""
-			}
+			key := newSessionKey(r.Version, ft.TopicID, ft.Topic, partition)
 			if _, ok := session.partitions[key]; ok {
 				delete(session.partitions, key)
 				session.order = slices.DeleteFunc(session.order, func(k sessionKey) bool { return k == key })
@@ -209,10 +213,7 @@ func (session *fetchSession) update(r *kmsg.FetchRequest) {
 	}
 	for _, rt := range r.Topics {
 		for _, rp := range rt.Partitions {
-			key := sessionKey{topicID: rt.TopicID, topic: rt.Topic, partition: rp.Partition}
-			if r.Version >= 13 {
-				key.topic = ""
-			}
+			key := newSessionKey(r.Version, rt.TopicID, rt.Topic, rp.Partition)
 			if p, ok := session.partitions[key]; ok {
 				p.request = rp
 				continue
@@ -253,25 +254,16 @@ func (ctx *fetchContext) finish(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
 	s := ctx.sessions
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var session *fetchSession
-	switch {
-	case ctx.session != nil:
-		session = ctx.session
-	case ctx.id != 0:
-		session = s.byID[ctx.id]
-	}
-	if session == nil || (ctx.session != nil && s.byID[ctx.id] != session) {
-		return resp // closed meanwhile: the fetcher finds out at its next request
+	session := s.byID[ctx.id]
+	if session == nil || (ctx.session != nil && session != ctx.session) {
+		return resp // none, or closed meanwhile: the fetcher finds out at its next request
 	}
 	var readLast []sessionKey
 	topics := resp.Topics[:0]
 	for _, rt := range resp.Topics {
 		partitions := rt.Partitions[:0]
 		for _, rp := range rt.Partitions {
-			key := sessionKey{topicID: rt.TopicID, topic: rt.Topic, partition: rp.Partition}
-			if ctx.full.Version >= 13 {
-				key.topic = ""
-			}
+			key := newSessionKey(ctx.full.Version, rt.TopicID, rt.Topic, rp.Partition)
 			p := session.partitions[key]
 			if p == nil {
 				continue
